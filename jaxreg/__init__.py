@@ -1,0 +1,57 @@
+"""jaxreg: L1 and L2 regularization, first-class in JAX and Optax.
+
+Penalties (pure functions for a loss), prox operators (pure pytree maps), Optax
+gradient transformations built on them, and ready-made chains.
+"""
+
+from jaxreg._combinators import regularized
+from jaxreg._penalties import (
+    elastic_net_penalty,
+    group_lasso_penalty,
+    l1_penalty,
+    l2_penalty,
+)
+from jaxreg._prox import (
+    block_soft_threshold,
+    projection_l1_ball,
+    projection_l2_ball,
+    prox_elastic_net,
+    prox_group_lasso,
+    prox_l1,
+    prox_l2,
+    soft_threshold,
+)
+from jaxreg._transforms import (
+    ScheduleState,
+    add_l2_gradient,
+    elastic_net_prox,
+    group_lasso_prox,
+    l1_prox,
+    l2_prox,
+    weight_decay,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ScheduleState",
+    "add_l2_gradient",
+    "block_soft_threshold",
+    "elastic_net_penalty",
+    "elastic_net_prox",
+    "group_lasso_penalty",
+    "group_lasso_prox",
+    "l1_penalty",
+    "l1_prox",
+    "l2_penalty",
+    "l2_prox",
+    "projection_l1_ball",
+    "projection_l2_ball",
+    "prox_elastic_net",
+    "prox_group_lasso",
+    "prox_l1",
+    "prox_l2",
+    "regularized",
+    "soft_threshold",
+    "weight_decay",
+]

@@ -1,0 +1,108 @@
+"""Ready-made chains that take the learning rate once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optax
+
+from jaxreg import _transforms
+from jaxreg import _validation as v
+
+__all__ = ["regularized"]
+
+
+def regularized(
+    optimizer: Callable[..., optax.GradientTransformation],
+    learning_rate: Any,
+    *,
+    l1: Any = 0.0,
+    l2: Any = 0.0,
+    weight_decay: Any = 0.0,
+    group_lasso: Any = 0.0,
+    group_axis: int | tuple[int, ...] = -1,
+    mask: Any = None,
+    clip_norm: float | None = None,
+    **optimizer_kwargs: Any,
+) -> optax.GradientTransformation:
+    r"""``optimizer(learning_rate)`` with regularizers placed by the placement rule.
+
+    Builds, with one ``learning_rate`` shared by every piece so the optimizer and
+    the prox can never disagree on ``η``::
+
+        chain(clip_by_global_norm(clip_norm)?,      # if clip_norm is given
+              add_l2_gradient(l2)?,                 # gradient side: coupled L2
+              optimizer(learning_rate, **optimizer_kwargs),
+              weight_decay(weight_decay, learning_rate)?,  # parameter side, last
+              l1_prox(l1, learning_rate)?,
+              group_lasso_prox(group_lasso, learning_rate)?)
+
+    A piece whose strength is a literal ``0.0`` is left out. ``l1`` together with
+    ``weight_decay`` gives ``p_new = S_{η·l1}(p + u − η·wd·p)``.
+
+    Works under :func:`optax.inject_hyperparams` with one injectable learning
+    rate: bind the optimizer first, and mark a mask function static::
+
+        tx = optax.inject_hyperparams(
+            functools.partial(jaxreg.regularized, optax.adam), static_args=("mask",)
+        )(learning_rate=1e-3, l1=1e-4, weight_decay=1e-4, mask=mask_fn)
+
+    Args:
+      optimizer: an optax optimizer factory taking the learning rate first
+        (``optax.adam``, ``optax.sgd``, ...).
+      learning_rate: float or optax schedule.
+      l1: L1 prox strength (parameter side).
+      l2: coupled L2 strength (gradient side, ``u += l2·w``).
+      weight_decay: decoupled decay strength (parameter side, AdamW's form).
+      group_lasso: group-lasso prox strength (parameter side).
+      group_axis: group axis for ``group_lasso``.
+      mask: applies to every regularizer (``None``, bool pytree or function).
+      clip_norm: if given, gradients are clipped to this global norm first.
+      **optimizer_kwargs: passed to ``optimizer``.
+
+    Returns:
+      An :class:`optax.GradientTransformation`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax, jaxreg
+      >>> tx = jaxreg.regularized(optax.sgd, 0.5, l1=1.0)
+      >>> p = jnp.array([0.3, -2.0])
+      >>> u, _ = tx.update(jnp.zeros(2), tx.init(p), p)
+      >>> print(optax.apply_updates(p, u))
+      [ 0.  -1.5]
+    """
+    if not callable(optimizer):
+        raise ValueError(
+            "`optimizer` must be an optax optimizer factory such as optax.adam, got "
+            f"{type(optimizer).__name__}."
+        )
+    v.check_scalar_or_schedule("learning_rate", learning_rate)
+    for name, value in (
+        ("l1", l1),
+        ("l2", l2),
+        ("weight_decay", weight_decay),
+        ("group_lasso", group_lasso),
+    ):
+        v.check_strength(value, name=name)
+    if clip_norm is not None:
+        v.check_scalar_or_schedule("clip_norm", clip_norm)
+    parts = []
+    if clip_norm is not None:
+        parts.append(optax.clip_by_global_norm(clip_norm))
+    if not v.is_literal_zero(l2):
+        parts.append(_transforms.add_l2_gradient(l2, mask=mask))
+    parts.append(optimizer(learning_rate, **optimizer_kwargs))
+    if not v.is_literal_zero(weight_decay):
+        parts.append(
+            _transforms.weight_decay(weight_decay, learning_rate=learning_rate, mask=mask)
+        )
+    if not v.is_literal_zero(l1):
+        parts.append(_transforms.l1_prox(l1, learning_rate=learning_rate, mask=mask))
+    if not v.is_literal_zero(group_lasso):
+        parts.append(
+            _transforms.group_lasso_prox(
+                group_lasso, learning_rate=learning_rate, mask=mask, group_axis=group_axis
+            )
+        )
+    return optax.chain(*parts)
