@@ -21,10 +21,10 @@ def regularized(
     l2: Any = 0.0,
     weight_decay: Any = 0.0,
     group_lasso: Any = 0.0,
-    group_axis: int | tuple[int, ...] = -1,
+    group_axis: int | tuple[int, ...] | None = None,
     mask: Any = None,
     clip_norm: float | None = None,
-    **optimizer_kwargs: Any,
+    optimizer_kwargs: dict[str, Any] | None = None,
 ) -> optax.GradientTransformation:
     r"""``optimizer(learning_rate)`` with regularizers placed by the placement rule.
 
@@ -56,10 +56,12 @@ def regularized(
       l2: coupled L2 strength (gradient side, ``u += l2·w``).
       weight_decay: decoupled decay strength (parameter side, AdamW's form).
       group_lasso: group-lasso prox strength (parameter side).
-      group_axis: group axis for ``group_lasso``.
+      group_axis: group axis for ``group_lasso`` (``None`` means ``-1``; under
+        ``optax.inject_hyperparams`` an int must be listed in ``static_args``).
       mask: applies to every regularizer (``None``, bool pytree or function).
       clip_norm: if given, gradients are clipped to this global norm first.
-      **optimizer_kwargs: passed to ``optimizer``.
+      optimizer_kwargs: extra keyword arguments for ``optimizer`` (a dict, so that
+        ``optax.inject_hyperparams`` can bind this signature).
 
     Returns:
       An :class:`optax.GradientTransformation`.
@@ -92,17 +94,18 @@ def regularized(
         parts.append(optax.clip_by_global_norm(clip_norm))
     if not v.is_literal_zero(l2):
         parts.append(_transforms.add_l2_gradient(l2, mask=mask))
-    parts.append(optimizer(learning_rate, **optimizer_kwargs))
+    parts.append(optimizer(learning_rate, **(optimizer_kwargs or {})))
     if not v.is_literal_zero(weight_decay):
-        parts.append(
-            _transforms.weight_decay(weight_decay, learning_rate=learning_rate, mask=mask)
-        )
+        parts.append(_transforms.weight_decay(weight_decay, learning_rate=learning_rate, mask=mask))
     if not v.is_literal_zero(l1):
         parts.append(_transforms.l1_prox(l1, learning_rate=learning_rate, mask=mask))
     if not v.is_literal_zero(group_lasso):
         parts.append(
             _transforms.group_lasso_prox(
-                group_lasso, learning_rate=learning_rate, mask=mask, group_axis=group_axis
+                group_lasso,
+                learning_rate=learning_rate,
+                mask=mask,
+                group_axis=-1 if group_axis is None else group_axis,
             )
         )
     return optax.chain(*parts)

@@ -109,8 +109,14 @@ def check_group_axis(group_axis: Any) -> None:
     if isinstance(group_axis, tuple) and group_axis:
         ok = all(isinstance(a, int) and not isinstance(a, bool) for a in group_axis)
     if not ok:
+        hint = ""
+        if isinstance(group_axis, jax.Array):
+            hint = (
+                " (optax.inject_hyperparams turns ints into arrays: list 'group_axis' "
+                "in its static_args)"
+            )
         raise ValueError(
-            f"`group_axis` must be an int or a non-empty tuple of ints, got {group_axis!r}."
+            f"`group_axis` must be an int or a non-empty tuple of ints, got {group_axis!r}{hint}."
         )
 
 
@@ -135,11 +141,11 @@ def _penalty(
         if not m or v.is_literal_zero(s) or not v.is_float_leaf(w):
             continue
         acc = v.accumulation_dtype(w.dtype)
-        wide = w.astype(jnp.promote_types(w.dtype, jnp.float32))
+        wide = w.astype(v.promote(w.dtype, jnp.float32))
         terms.append(v.scalar_as(s, acc) * leaf_value(wide).astype(acc))
     if not terms:
         return jnp.zeros((), jnp.float32)
-    out = jnp.result_type(*terms)
+    out = v.promote(*(t.dtype for t in terms))
     total = terms[0].astype(out)
     for term in terms[1:]:
         total = total + term.astype(out)

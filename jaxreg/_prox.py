@@ -111,7 +111,7 @@ def block_soft_threshold(
     rd = v.real_dtype(x.dtype)
     t = v.scalar_as(threshold, rd)
     size = _penalties.group_size(x.shape, axes)
-    norm = jnp.sqrt(jnp.sum(_penalties.squared_modulus(x), axis=axes, keepdims=True))
+    norm = _penalties.safe_group_norm(x, axes)
     safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
     level = t * jnp.sqrt(jnp.asarray(size, rd))
     # jnp.maximum propagates a NaN norm, so NaN groups stay NaN.

@@ -13,6 +13,7 @@ Placement rule:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -91,14 +92,49 @@ def make_transform(
         return new_updates, state
 
     tx = optax.GradientTransformation(init_fn, update_fn)
+    spec = FlatSpec(leaf_update, strength, mask, learning_rate, parameter_side, stateful)
     if mask is None:
-        return tx
-    return optax.masked(tx, lambda tree: v.resolve_mask(mask, tree))
+        return register_flat_spec(tx, spec)
+    return register_flat_spec(optax.masked(tx, lambda tree: v.resolve_mask(mask, tree)), spec)
+
+
+class FlatSpec(NamedTuple):
+    """How a :func:`make_transform` transform is built, for :func:`jaxreg.flat`.
+
+    ``group_axis`` is set (by :func:`group_lasso_prox`) when ``leaf_update`` is not
+    elementwise; ``leaf_update`` is elementwise otherwise and accepts a per-element
+    threshold array ``t`` of the leaf's shape.
+    """
+
+    leaf_update: LeafUpdate
+    strength: Any
+    mask: Any
+    learning_rate: Any
+    parameter_side: bool
+    stateful: bool
+    group_axis: Any = None
+
+
+_FLAT_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def register_flat_spec(tx: Any, spec: FlatSpec) -> Any:
+    """Records how ``tx`` was built (keyed by its ``update`` function) and returns it."""
+    _FLAT_SPECS[tx.update] = spec
+    return tx
+
+
+def flat_spec(tx: Any) -> FlatSpec | None:
+    """The :class:`FlatSpec` of a jaxreg transform, ``None`` for any other transform."""
+    try:
+        return _FLAT_SPECS.get(tx.update)
+    except (AttributeError, TypeError):
+        return None
 
 
 def _next_params(u: jax.Array, p: jax.Array) -> jax.Array:
     """``p + u`` computed exactly as ``optax.apply_updates`` does, in ``p``'s dtype."""
-    wide = jnp.promote_types(p.dtype, u.dtype)
+    wide = v.promote(p.dtype, u.dtype)
     return (p.astype(wide) + u.astype(wide)).astype(p.dtype)
 
 
@@ -181,7 +217,7 @@ def weight_decay(
     """
 
     def leaf_update(u, p, t):
-        wide = jnp.promote_types(p.dtype, u.dtype)
+        wide = v.promote(p.dtype, u.dtype)
         return (u.astype(wide) - (t.astype(p.dtype) * p).astype(wide)).astype(p.dtype)
 
     return make_transform(leaf_update, strength, mask, learning_rate=learning_rate)
@@ -298,9 +334,10 @@ def group_lasso_prox(
       Yuan & Lin, 2006; Wen et al., 2016.
     """
     _penalties.check_group_axis(group_axis)
-    return make_transform(
+    tx = make_transform(
         prox_update(lambda x, t: _prox.block_soft_threshold(x, t, group_axis=group_axis)),
         strength,
         mask,
         learning_rate=learning_rate,
     )
+    return register_flat_spec(tx, flat_spec(tx)._replace(group_axis=group_axis))

@@ -86,6 +86,11 @@ def check_scalar_or_schedule(name: str, value: Any, rule: str = "finite and >= 0
 def check_strength(value: Any, *, name: str = "strength", allow_schedule: bool = True) -> None:
     """Checks a strength: number, schedule, prefix pytree of those, path strengths."""
     if hasattr(value, "__jaxreg_strength__"):
+        if not allow_schedule and needs_count(value):
+            raise ValueError(
+                f"`{name}` holds optax schedules (in path_strengths); a schedule needs a "
+                "step count and is only accepted by transforms."
+            )
         return  # validated when it was built
     if value is None:
         raise ValueError(f"`{name}` must be a non-negative number, got None.")
@@ -223,7 +228,9 @@ def is_literal_zero(value: Any) -> bool:
 
 def real_dtype(dtype: Any) -> Any:
     """float32 for complex64, float64 for complex128, the dtype itself otherwise."""
-    return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else jnp.dtype(dtype)
+    return (
+        jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else jnp.dtype(dtype)
+    )
 
 
 def is_float_leaf(x: Any) -> bool:
@@ -231,9 +238,19 @@ def is_float_leaf(x: Any) -> bool:
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)
 
 
+def promote(*dtypes: Any) -> Any:
+    """The standard JAX promotion of ``dtypes``, also under strict promotion.
+
+    jaxreg computes target dtypes with this and then casts explicitly, so its
+    arithmetic never relies on implicit promotion.
+    """
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.result_type(*dtypes)
+
+
 def accumulation_dtype(dtype: Any) -> Any:
     """At least float32, float64 when the leaf is float64/complex128."""
-    return jnp.promote_types(real_dtype(dtype), jnp.float32)
+    return promote(real_dtype(dtype), jnp.float32)
 
 
 def scalar_as(value: Any, dtype: Any) -> jax.Array:
