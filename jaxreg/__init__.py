@@ -31,6 +31,21 @@ from jaxreg._transforms import (
     weight_decay,
 )
 
+# -- issue 3 imports (masks by path) --
+from jaxreg._masks import (
+    kernels_only,
+    no_bias_no_norm,
+    param_paths,
+    path_mask,
+    path_strengths,
+)
+
+# -- issue 4 imports (optimizers, analysis, pruning) --
+
+# -- issue 5 imports (solvers, paths, sweeps) --
+
+# -- issue 7 imports (flat mode) --
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -54,4 +69,13 @@ __all__ = [
     "regularized",
     "soft_threshold",
     "weight_decay",
+    # -- issue 3 names --
+    "kernels_only",
+    "no_bias_no_norm",
+    "param_paths",
+    "path_mask",
+    "path_strengths",
+    # -- issue 4 names --
+    # -- issue 5 names --
+    # -- issue 7 names --
 ]

@@ -120,8 +120,10 @@ def check_l1_ratio(l1_ratio: Any) -> None:
             raise ValueError(f"`l1_ratio` must lie in [0, 1], got {l1_ratio!r}.")
         return
     if isinstance(l1_ratio, jax.core.Tracer):
+        check_scalar("l1_ratio", l1_ratio)
         return
     if isinstance(l1_ratio, jax.Array | np.ndarray | np.generic):
+        check_scalar("l1_ratio", l1_ratio)
         arr = np.asarray(l1_ratio)
         if np.any(~(arr >= 0)) or np.any(~(arr <= 1)):
             raise ValueError(f"`l1_ratio` must lie in [0, 1], got {arr!r}.")
@@ -199,10 +201,28 @@ def broadcast_prefix(name: str, prefix: Any, tree: Any, is_leaf: Callable | None
         ) from None
 
 
+def check_scalar(name: str, value: Any) -> None:
+    """Raises ValueError naming ``name`` when an array (also traced) is not 0-d.
+
+    Numbers, schedules and path-strength objects pass. A 1-d ``strength`` would
+    otherwise broadcast silently against a leaf (or turn a penalty into a vector).
+    """
+    if is_schedule(value) or hasattr(value, "__jaxreg_strength__"):
+        return
+    shape = getattr(value, "shape", ())
+    if tuple(shape) != ():
+        raise ValueError(
+            f"`{name}` must be a scalar, got an array of shape {tuple(shape)} (per-leaf "
+            "values go in a pytree that is a prefix of the params)."
+        )
+
+
 def strength_tree(strength: Any, tree: Any, name: str = "strength") -> Any:
     """Per-leaf strengths (Python numbers, arrays or schedules) shaped like ``tree``."""
     if hasattr(strength, "__jaxreg_strength__"):
         strength = strength.__jaxreg_strength__(tree)
+    for leaf in jax.tree.leaves(strength, is_leaf=is_schedule):
+        check_scalar(name, leaf)
     return broadcast_prefix(name, strength, tree)
 
 
