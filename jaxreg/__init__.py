@@ -43,6 +43,14 @@ from jaxreg._masks import (
 # -- issue 4 imports (optimizers, analysis, pruning) --
 
 # -- issue 5 imports (solvers, paths, sweeps) --
+from jaxreg._solvers import (
+    PathResult,
+    ProximalGradientResult,
+    plot_path,
+    proximal_gradient,
+    regularization_path,
+)
+from jaxreg._sweep import SweepResult, strength_sweep
 
 # -- issue 7 imports (flat mode) --
 
@@ -77,5 +85,12 @@ __all__ = [
     "path_strengths",
     # -- issue 4 names --
     # -- issue 5 names --
+    "PathResult",
+    "ProximalGradientResult",
+    "SweepResult",
+    "plot_path",
+    "proximal_gradient",
+    "regularization_path",
+    "strength_sweep",
     # -- issue 7 names --
 ]
