@@ -41,6 +41,16 @@ from jaxreg._masks import (
 )
 
 # -- issue 4 imports (optimizers, analysis, pruning) --
+from jaxreg._analysis import LeafSparsity, sparsity, sparsity_report
+from jaxreg._optimizers import (
+    FtrlState,
+    ProximalAdagradState,
+    ftrl,
+    proximal_adagrad,
+    proximal_adam,
+    proximal_sgd,
+)
+from jaxreg._pruning import PruneReport, prune_dense
 
 # -- issue 5 imports (solvers, paths, sweeps) --
 from jaxreg._solvers import (
@@ -53,6 +63,7 @@ from jaxreg._solvers import (
 from jaxreg._sweep import SweepResult, strength_sweep
 
 # -- issue 7 imports (flat mode) --
+from jaxreg._flat import FlatLayout, FlatRegState, flat, flatten_params
 
 __version__ = "0.1.0"
 
@@ -84,6 +95,17 @@ __all__ = [
     "path_mask",
     "path_strengths",
     # -- issue 4 names --
+    "FtrlState",
+    "LeafSparsity",
+    "ProximalAdagradState",
+    "PruneReport",
+    "ftrl",
+    "proximal_adagrad",
+    "proximal_adam",
+    "proximal_sgd",
+    "prune_dense",
+    "sparsity",
+    "sparsity_report",
     # -- issue 5 names --
     "PathResult",
     "ProximalGradientResult",
@@ -93,4 +115,8 @@ __all__ = [
     "regularization_path",
     "strength_sweep",
     # -- issue 7 names --
+    "FlatLayout",
+    "FlatRegState",
+    "flat",
+    "flatten_params",
 ]

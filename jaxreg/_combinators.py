@@ -7,10 +7,33 @@ from typing import Any
 
 import optax
 
-from jaxreg import _transforms
+from jaxreg import _penalties, _transforms
 from jaxreg import _validation as v
 
 __all__ = ["regularized"]
+
+
+def _check_not_schedule_free(optimizer: Any, **strengths: Any) -> None:
+    """Refuses a parameter-side piece after an ``optax.contrib.schedule_free*`` optimizer.
+
+    Schedule-free keeps the sequence ``z`` in its state and returns updates of the
+    interpolation ``y``; a prox chained after it thresholds ``y`` (and so shifts the
+    averaged ``x``) while ``z`` never sees the regularizer.
+    """
+    func = optimizer
+    while hasattr(func, "func"):  # functools.partial
+        func = func.func
+    if not getattr(func, "__name__", "").startswith("schedule_free"):
+        return
+    active = [name for name, value in strengths.items() if not v.is_literal_zero(value)]
+    if active:
+        raise ValueError(
+            f"`optimizer`: {active[0]}= (a parameter-side prox/decay) cannot follow "
+            f"optax.contrib.{func.__name__}: it would act on the interpolated params y, "
+            "not on schedule-free's z sequence. Use l2= (gradient side, evaluated at y "
+            "as in the schedule-free paper), the optimizer's own weight_decay, or a "
+            "penalty in the loss."
+        )
 
 
 def regularized(
@@ -89,6 +112,10 @@ def regularized(
         v.check_strength(value, name=name)
     if clip_norm is not None:
         v.check_scalar_or_schedule("clip_norm", clip_norm)
+    v.check_mask_spec(mask)
+    if group_axis is not None:
+        _penalties.check_group_axis(group_axis)
+    _check_not_schedule_free(optimizer, l1=l1, weight_decay=weight_decay, group_lasso=group_lasso)
     parts = []
     if clip_norm is not None:
         parts.append(optax.clip_by_global_norm(clip_norm))

@@ -108,10 +108,12 @@ def block_soft_threshold(
     axes = _penalties.reduce_axes(x.ndim, group_axis)
     if axes is None:
         return x
-    rd = v.real_dtype(x.dtype)
+    # The norm is taken in at least float32: float16 squares overflow above ~256 and
+    # underflow below ~2e-4 (which would zero a whole group).
+    rd = v.accumulation_dtype(x.dtype)
     t = v.scalar_as(threshold, rd)
     size = _penalties.group_size(x.shape, axes)
-    norm = _penalties.safe_group_norm(x, axes)
+    norm = _penalties.safe_group_norm(x.astype(v.promote(x.dtype, rd)), axes)
     safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
     level = t * jnp.sqrt(jnp.asarray(size, rd))
     # jnp.maximum propagates a NaN norm, so NaN groups stay NaN.

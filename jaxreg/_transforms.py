@@ -62,6 +62,7 @@ def make_transform(
     v.check_strength(strength)
     if parameter_side:
         v.check_scalar_or_schedule("learning_rate", learning_rate)
+        v.check_scalar("learning_rate", learning_rate)
     v.check_mask_spec(mask)
     stateful = v.needs_count(strength, learning_rate)
 
