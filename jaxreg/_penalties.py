@@ -127,18 +127,12 @@ def _penalty(
     leaf_value: Callable[[jax.Array], jax.Array],
 ) -> jax.Array:
     """``Σ_leaf strength_leaf · leaf_value(leaf)`` accumulated in >= float32."""
-    v.check_strength(strength, allow_schedule=False)
-    v.check_mask_spec(mask)
-    strengths = v.strength_tree(strength, params)
-    if mask is None:
-        masks = jax.tree.map(lambda _: True, params)
-    else:
-        masks = v.broadcast_prefix("mask", v.resolve_mask(mask, params), params, lambda x: False)
+    strengths, masks = v.per_leaf_settings(strength, mask, params)
     terms = []
     for w, s, m in zip(
         jax.tree.leaves(params), jax.tree.leaves(strengths), jax.tree.leaves(masks), strict=True
     ):
-        if not m or v.is_literal_zero(s) or not v.is_float_leaf(w):
+        if not v.is_regularized(w, s, m):
             continue
         acc = v.accumulation_dtype(w.dtype)
         wide = w.astype(v.promote(w.dtype, jnp.float32))

@@ -125,16 +125,10 @@ def map_prox(
     tree: Any, strength: Any, mask: Any, leaf_prox: Callable[[jax.Array, jax.Array], jax.Array]
 ) -> Any:
     """Applies ``leaf_prox(x, t)`` to every regularized float leaf of ``tree``."""
-    v.check_strength(strength, allow_schedule=False)
-    v.check_mask_spec(mask)
-    strengths = v.strength_tree(strength, tree)
-    if mask is None:
-        masks = jax.tree.map(lambda _: True, tree)
-    else:
-        masks = v.broadcast_prefix("mask", v.resolve_mask(mask, tree), tree, lambda x: False)
+    strengths, masks = v.per_leaf_settings(strength, mask, tree)
 
     def leaf(x, s, m):
-        if not m or v.is_literal_zero(s) or not v.is_float_leaf(x):
+        if not v.is_regularized(x, s, m):
             return x
         return leaf_prox(x, v.scalar_as(s, v.real_dtype(x.dtype)))
 

@@ -226,6 +226,25 @@ def strength_tree(strength: Any, tree: Any, name: str = "strength") -> Any:
     return broadcast_prefix(name, strength, tree)
 
 
+def per_leaf_settings(strength: Any, mask: Any, tree: Any) -> tuple[Any, Any]:
+    """Checks ``strength`` (no schedules) and ``mask``; returns both shaped like ``tree``.
+
+    Used by the pure functions (penalties, prox operators), which have no step count.
+    The mask tree holds Python bools (True where ``mask`` is None).
+    """
+    check_strength(strength, allow_schedule=False)
+    check_mask_spec(mask)
+    strengths = strength_tree(strength, tree)
+    if mask is None:
+        return strengths, jax.tree.map(lambda _: True, tree)
+    return strengths, broadcast_prefix("mask", resolve_mask(mask, tree), tree, lambda x: False)
+
+
+def is_regularized(leaf: Any, strength: Any, mask: bool) -> bool:
+    """A float leaf that is masked in and whose strength is not a literal 0."""
+    return mask and not is_literal_zero(strength) and is_float_leaf(leaf)
+
+
 def needs_count(*values: Any) -> bool:
     """Whether any hyper-parameter (or leaf of a strength tree) is a schedule."""
     for value in values:
