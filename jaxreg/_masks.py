@@ -384,17 +384,25 @@ def kernels_only(exclude: Any = ()) -> PathMask:
        'LayerNorm_0': {'bias': False, 'scale': False}}
     """
     exc = _compile("exclude", exclude)
+    rule = _ready_made_rule("kernels_only", _is_kernel, exc, "leaves named kernel or weight")
+    return PathMask(rule, f"kernels_only(exclude={tuple(q.pattern for q in exc)!r})")
+
+
+def _ready_made_rule(
+    name: str, select: Callable[[_Entry], bool], exc: tuple[re.Pattern, ...], what: str
+) -> Callable[[list[_Entry]], list[bool]]:
+    """The rule of a ready-made mask: ``select`` minus ``exclude``; never empty."""
 
     def rule(entries: list[_Entry]) -> list[bool]:
         paths = [e.path for e in entries]
         for q in exc:
             _check_used("exclude", q, paths)
-        flags = [_is_kernel(e) and not any(q.search(e.path) for q in exc) for e in entries]
+        flags = [select(e) and not any(q.search(e.path) for q in exc) for e in entries]
         if entries and not any(flags):
-            raise _nothing_selected("kernels_only", entries, "leaves named kernel or weight")
+            raise _nothing_selected(name, entries, what)
         return flags
 
-    return PathMask(rule, f"kernels_only(exclude={tuple(q.pattern for q in exc)!r})")
+    return rule
 
 
 def no_bias_no_norm(*, embeddings: bool = True, exclude: Any = ()) -> PathMask:
@@ -431,18 +439,9 @@ def no_bias_no_norm(*, embeddings: bool = True, exclude: Any = ()) -> PathMask:
     def keep(e: _Entry) -> bool:
         if e.name == "bias" or _is_norm(e):
             return False
-        if not embeddings and _is_embedding(e):
-            return False
-        return not any(q.search(e.path) for q in exc)
+        return embeddings or not _is_embedding(e)
 
-    def rule(entries: list[_Entry]) -> list[bool]:
-        paths = [e.path for e in entries]
-        for q in exc:
-            _check_used("exclude", q, paths)
-        flags = [keep(e) for e in entries]
-        if entries and not any(flags):
-            raise _nothing_selected("no_bias_no_norm", entries, "everything but biases and norms")
-        return flags
+    rule = _ready_made_rule("no_bias_no_norm", keep, exc, "everything but biases and norms")
 
     desc = f"no_bias_no_norm(embeddings={embeddings!r}, exclude={tuple(q.pattern for q in exc)!r})"
     return PathMask(rule, desc)
