@@ -21,10 +21,10 @@ import jax.numpy as jnp
 from jaxreg import _validation as v
 
 __all__ = [
-    "l1_penalty",
-    "l2_penalty",
     "elastic_net_penalty",
     "group_lasso_penalty",
+    "l1_penalty",
+    "l2_penalty",
 ]
 
 

@@ -73,7 +73,7 @@ def check_scalar_or_schedule(name: str, value: Any, rule: str = "finite and >= 0
     if is_schedule(value):
         try:
             first = value(0)
-        except Exception:  # noqa: BLE001 - a schedule that needs tracing is checked at run time
+        except Exception:
             return
         try:
             _check_number(name, first, rule)
@@ -299,4 +299,4 @@ def scalar_as(value: Any, dtype: Any) -> jax.Array:
 
 def require_params(params: Any) -> None:
     if params is None:
-        raise ValueError(optax._src.base.NO_PARAMS_MSG)  # noqa: SLF001
+        raise ValueError(optax._src.base.NO_PARAMS_MSG)

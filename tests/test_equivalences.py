@@ -33,14 +33,15 @@ def train(tx, steps=20, seed=0):
 
 def max_diff(a, b):
     return max(
-        float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+        float(jnp.max(jnp.abs(x - y)))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
     )
 
 
 def test_sgd_coupled_l2_equals_decoupled_decay():
     coupled = train(optax.chain(jaxreg.add_l2_gradient(LAM), optax.sgd(ETA)))
     decoupled = train(optax.chain(optax.sgd(ETA), jaxreg.weight_decay(LAM, learning_rate=ETA)))
-    for a, b in zip(jax.tree.leaves(coupled), jax.tree.leaves(decoupled)):
+    for a, b in zip(jax.tree.leaves(coupled), jax.tree.leaves(decoupled), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -61,17 +62,17 @@ def test_sgd_momentum_coupled_l2_differs_from_decoupled_decay():
 def test_adam_then_weight_decay_equals_optax_adamw():
     ours = train(optax.chain(optax.adam(ETA), jaxreg.weight_decay(LAM, learning_rate=ETA)))
     ref = train(optax.adamw(ETA, weight_decay=LAM))
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     sched = optax.cosine_decay_schedule(ETA, 20)
     ours = train(optax.chain(optax.adam(sched), jaxreg.weight_decay(LAM, learning_rate=sched)))
     ref = train(optax.adamw(sched, weight_decay=LAM))
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_regularized_adam_weight_decay_equals_adamw():
     ours = train(jaxreg.regularized(optax.adam, ETA, weight_decay=LAM))
     ref = train(optax.adamw(ETA, weight_decay=LAM))
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

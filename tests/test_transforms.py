@@ -108,7 +108,10 @@ def test_add_l2_gradient_equals_grad_of_penalty():
         out, _ = tx.update(grads, tx.init(params), params)
     pen_grad = jax.grad(jaxreg.l2_penalty, allow_int=True)(params, strength)
     for a, b, g in zip(
-        jax.tree.leaves(out)[:-1], jax.tree.leaves(pen_grad)[:-1], jax.tree.leaves(grads)[:-1]
+        jax.tree.leaves(out)[:-1],
+        jax.tree.leaves(pen_grad)[:-1],
+        jax.tree.leaves(grads)[:-1],
+        strict=True,
     ):
         np.testing.assert_allclose(a, b + g, rtol=1e-6)
     # literal 0.0 strength: bitwise the incoming gradient, same object.
@@ -143,7 +146,7 @@ def test_mask_function_and_prefix_give_same_result():
 
     a, _ = sgd_step(jaxreg.l1_prox(0.5, learning_rate=LR, mask=prefix), params, grads)
     b, _ = sgd_step(jaxreg.l1_prox(0.5, learning_rate=LR, mask=mask_fn), params, grads)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -248,7 +251,7 @@ def test_multisteps_accumulates_then_applies_prox():
 
 
 def test_update_without_params_raises():
-    for name, factory in ALL.items():
+    for _name, factory in ALL.items():
         tx = factory(0.5, LR)
         with pytest.raises(ValueError, match="params"):
             tx.update({"w": jnp.ones(2)}, tx.init({"w": jnp.ones(2)}))
@@ -352,7 +355,7 @@ def test_regularized_equals_explicit_chain():
         ua, sa = a.update(grads, sa, pa)
         ub, sb = b.update(grads, sb, pb)
         pa, pb = optax.apply_updates(pa, ua), optax.apply_updates(pb, ub)
-    for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(pb)):
+    for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(pb), strict=True):
         np.testing.assert_array_equal(x, y)
 
 
