@@ -5,7 +5,9 @@ unit-norm columns) a reference path is computed with scikit-learn's ``lasso_path
 ``tol=1e-13``. Each contender then runs at the loosest tolerance of a ladder whose
 path agrees with the reference to ``max|Δcoef| <= 1e-6`` at all 100 alphas, and is
 timed: interleaved repetitions, medians. jaxreg's compile time (first call minus the
-median run) is reported separately: a user compiles once for many paths.
+median run) is reported separately: a user compiles once for many paths. jaxreg runs
+with working sets (the default: strong rules, Gram rows on demand, active-set polish)
+and, for comparison, on the full Gram matrix (``working_set=False``).
 
 Run: ``python benchmarks/bench_path.py [--reps 7] [--problems diabetes,synthetic]``.
 Float64 throughout (``jax_enable_x64``).
@@ -50,11 +52,17 @@ def sk_runner(X, y, tol):
     return lambda: lasso_path(X, y, tol=tol, max_iter=10**6)[1].T
 
 
-def jx_runner(X, y, tol, method):
+def jx_runner(X, y, tol, method, working_set=True):
     fn = jax.jit(
         lambda X, y: (
             jaxreg.regularization_path(
-                X, y, fit_intercept=False, method=method, tol=tol, max_iter=100_000
+                X,
+                y,
+                fit_intercept=False,
+                method=method,
+                tol=tol,
+                max_iter=100_000,
+                working_set=working_set,
             ).coef
         )
     )
@@ -99,6 +107,10 @@ def main():
             ),
             "jaxreg vmap (all alphas at once)": (
                 lambda t, X=X, y=y: jx_runner(X, y, t, "vmap"),
+                [1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13],
+            ),
+            "jaxreg sequential, full Gram (working_set=False)": (
+                lambda t, X=X, y=y: jx_runner(X, y, t, "sequential", False),
                 [1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13],
             ),
         }

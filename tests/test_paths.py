@@ -149,3 +149,50 @@ def test_bad_arguments_raise(kwargs, word):
 def test_bad_shapes_raise():
     with pytest.raises(ValueError, match="`X`"):
         jaxreg.regularization_path(X_DIAB[:20], Y_DIAB[:10])
+
+
+def _synthetic(n, p, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)) + rng.normal(size=p)  # uncentred columns
+    coef = np.zeros(p)
+    coef[:6] = rng.normal(size=6) * 5
+    return X, X @ coef + rng.normal(size=n)
+
+
+@pytest.mark.parametrize("method", ["sequential", "vmap"])
+@pytest.mark.parametrize(("n", "p"), [(80, 40), (20, 30)])  # 3 size buckets; p > n
+def test_working_set_path_matches_lasso_path_synthetic(x64, method, n, p):
+    X, y = _synthetic(n, p, seed=p)
+    xc, yc = X - X.mean(0), y - y.mean()
+    alphas, coefs, _ = lasso_path(xc, yc, tol=1e-13, max_iter=10**7)
+    coefs = coefs.T
+    path = jaxreg.regularization_path(X, y, method=method, tol=1e-10)
+    coef = np.asarray(path.coef)
+    np.testing.assert_allclose(np.asarray(path.strengths), alphas, rtol=1e-12)
+    np.testing.assert_allclose(coef, coefs, rtol=0, atol=1e-6)
+    big = np.abs(coefs) > 1e-6
+    np.testing.assert_array_equal((coef != 0)[big], True)
+    if n > p:  # unique solutions: the same support exactly
+        np.testing.assert_array_equal(coef != 0, np.abs(coefs) > 1e-9)
+    assert bool(path.converged.all())
+    for a, w in zip(alphas, coef, strict=True):  # KKT on every feature (REFERENCE §3.9)
+        grad = -xc.T @ (yc - xc @ w) / n
+        act = w != 0
+        np.testing.assert_allclose(grad[act] + a * np.sign(w[act]), 0, atol=1e-8 * alphas[0])
+        assert np.all(np.abs(grad[~act]) <= a + 1e-8 * alphas[0])
+    obj = 0.5 * np.mean((yc[None] - coef @ xc.T) ** 2, axis=1) + alphas * np.abs(coef).sum(1)
+    np.testing.assert_allclose(np.asarray(path.objective), obj, rtol=1e-9)
+
+
+def test_working_set_agrees_with_full_gram_route(x64):
+    X, y = _synthetic(60, 20, seed=1)
+    kw = {"n_strengths": 12, "tol": 1e-11, "l1_ratio": 0.7}
+    ws = jaxreg.regularization_path(X, y, **kw)
+    full = jaxreg.regularization_path(X, y, working_set=False, **kw)
+    _, ref, _ = enet_path(X - X.mean(0), y - y.mean(), l1_ratio=0.7, alphas=12, tol=1e-13)
+    np.testing.assert_allclose(np.asarray(ws.coef), ref.T, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(full.coef), ref.T, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(ws.intercept), np.asarray(full.intercept), atol=1e-7)
+    # the polish cuts the FISTA steps (a strength it solves from the warm start takes 0)
+    assert int(ws.iterations.sum()) < int(full.iterations.sum())
+    assert int(ws.iterations.min()) == 0 < int(full.iterations.min())
