@@ -22,14 +22,14 @@ from jaxreg import _penalties
 from jaxreg import _validation as v
 
 __all__ = [
-    "soft_threshold",
     "block_soft_threshold",
-    "prox_l1",
-    "prox_l2",
-    "prox_elastic_net",
-    "prox_group_lasso",
     "projection_l1_ball",
     "projection_l2_ball",
+    "prox_elastic_net",
+    "prox_group_lasso",
+    "prox_l1",
+    "prox_l2",
+    "soft_threshold",
 ]
 
 

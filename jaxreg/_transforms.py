@@ -27,11 +27,11 @@ from jaxreg import _validation as v
 __all__ = [
     "ScheduleState",
     "add_l2_gradient",
-    "weight_decay",
-    "l1_prox",
-    "l2_prox",
     "elastic_net_prox",
     "group_lasso_prox",
+    "l1_prox",
+    "l2_prox",
+    "weight_decay",
 ]
 
 
