@@ -50,6 +50,18 @@ class PruneReport(NamedTuple):
     params_after: int
 
 
+def _report(kernels, biases, new_k, new_b, folded, dropped) -> PruneReport:
+    """Widths and parameter counts of the stack before and after pruning."""
+    return PruneReport(
+        features_before=tuple(k.shape[1] for k in kernels),
+        features_after=tuple(k.shape[1] for k in new_k),
+        folded=tuple(folded),
+        dropped=tuple(dropped),
+        params_before=_count(kernels, biases),
+        params_after=_count(new_k, new_b),
+    )
+
+
 def _count(kernels: list[np.ndarray], biases: list[np.ndarray | None]) -> int:
     return sum(k.size for k in kernels) + sum(0 if b is None else b.size for b in biases)
 
@@ -150,14 +162,7 @@ def _prune_linen(
         if b is not None:
             layer["bias"] = jnp.asarray(b)
         out[name] = {key: layer[key] for key in inner[name]}
-    report = PruneReport(
-        features_before=tuple(k.shape[1] for k in kernels),
-        features_after=tuple(k.shape[1] for k in new_k),
-        folded=tuple(folded),
-        dropped=tuple(dropped),
-        params_before=_count(kernels, biases),
-        params_after=_count(new_k, new_b),
-    )
+    report = _report(kernels, biases, new_k, new_b, folded, dropped)
     return ({"params": out} if wrapped else out), report
 
 
@@ -193,14 +198,7 @@ def _prune_nnx(model: Any, activation: Callable, layers: Sequence[Any] | None) -
         if b is not None:
             lin.bias.set_value(jnp.asarray(b))
         lin.in_features, lin.out_features = k.shape
-    report = PruneReport(
-        features_before=tuple(k.shape[1] for k in kernels),
-        features_after=tuple(k.shape[1] for k in new_k),
-        folded=tuple(folded),
-        dropped=tuple(dropped),
-        params_before=_count(kernels, biases),
-        params_after=_count(new_k, new_b),
-    )
+    report = _report(kernels, biases, new_k, new_b, folded, dropped)
     return clone, report
 
 
