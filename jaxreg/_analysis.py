@@ -90,7 +90,7 @@ def _leaf_report(w: jax.Array, group_axis: int | tuple[int, ...]) -> LeafSparsit
     is_zero = w == 0
     zeros = jnp.sum(is_zero, dtype=jnp.int32)
     size = int(w.size)
-    wide = w.astype(jnp.promote_types(w.dtype, acc))
+    wide = w.astype(v.promote(w.dtype, acc))
     l1 = jnp.sum(jnp.abs(wide)).astype(acc)
     l2 = jnp.sqrt(jnp.sum(_penalties.squared_modulus(wide))).astype(acc)
     axes = _penalties.reduce_axes(w.ndim, group_axis)

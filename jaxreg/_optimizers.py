@@ -88,7 +88,7 @@ def _mask_tree(mask: Any, params: Any) -> Any:
 def _wide_dtypes(dtype: Any) -> tuple[Any, Any]:
     """(real accumulation dtype, value dtype) for a leaf: at least float32."""
     rd = v.accumulation_dtype(dtype)
-    return rd, jnp.promote_types(dtype, rd)
+    return rd, v.promote(dtype, rd)
 
 
 def _real(x: jax.Array) -> jax.Array:

@@ -275,7 +275,7 @@ def proximal_gradient(
     leaves = jax.tree.leaves(init_params)
     if not leaves or not all(v.is_float_leaf(x) for x in leaves):
         raise ValueError("`init_params` must be a non-empty pytree of float arrays.")
-    dtype = jnp.result_type(*[v.accumulation_dtype(x.dtype) for x in leaves])
+    dtype = v.promote(*[v.accumulation_dtype(x.dtype) for x in leaves])
     strengths = v.strength_tree(strength, init_params)
     masks = mask
 
