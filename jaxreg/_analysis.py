@@ -42,10 +42,7 @@ class LeafSparsity(NamedTuple):
 
 def _selected(params: Any, mask: Any) -> list[jax.Array]:
     v.check_mask_spec(mask)
-    if mask is None:
-        masks = jax.tree.map(lambda _: True, params)
-    else:
-        masks = v.broadcast_prefix("mask", v.resolve_mask(mask, params), params, lambda x: False)
+    masks = v.mask_tree(mask, params)
     return [
         w
         for w, m in zip(jax.tree.leaves(params), jax.tree.leaves(masks), strict=True)
@@ -147,10 +144,7 @@ def sparsity_report(
     """
     _penalties.check_group_axis(group_axis)
     v.check_mask_spec(mask)
-    if mask is None:
-        masks = jax.tree.map(lambda _: True, params)
-    else:
-        masks = v.broadcast_prefix("mask", v.resolve_mask(mask, params), params, lambda x: False)
+    masks = v.mask_tree(mask, params)
 
     def leaf(w, m):
         if not m or not v.is_float_leaf(w):

@@ -353,12 +353,7 @@ class _FlatReg:
         self.layout = layout
         skel = layout.skeleton
         strengths = layout.treedef.flatten_up_to(v.strength_tree(spec.strength, skel))
-        if spec.mask is None:
-            masks = [True] * len(layout.slots)
-        else:
-            masks = layout.treedef.flatten_up_to(
-                v.broadcast_prefix("mask", v.resolve_mask(spec.mask, skel), skel, lambda x: False)
-            )
+        masks = layout.treedef.flatten_up_to(v.mask_tree(spec.mask, skel))
         # Per leaf: None (unchanged) or (class index >= 1, strength).
         classes: dict[Any, int] = {}
         self.class_strength: list[Any] = [None]

@@ -78,13 +78,6 @@ def _check_decay_rate(name: str, value: Any) -> None:
     _check_real(name, value, "in [0, 1)", lambda x: 0.0 <= x < 1.0)
 
 
-def _mask_tree(mask: Any, params: Any) -> Any:
-    """A Python bool per leaf of ``params``: True = regularize this leaf."""
-    if mask is None:
-        return jax.tree.map(lambda _: True, params)
-    return v.broadcast_prefix("mask", v.resolve_mask(mask, params), params, lambda x: False)
-
-
 def _wide_dtypes(dtype: Any) -> tuple[Any, Any]:
     """(real accumulation dtype, value dtype) for a leaf: at least float32."""
     rd = v.accumulation_dtype(dtype)
@@ -184,7 +177,7 @@ def proximal_adam(
         v.require_params(params)
         l1_t = v.evaluate(l1, state.count)
         wd_t = v.evaluate(weight_decay, state.count)
-        masks = _mask_tree(mask, params)
+        masks = v.mask_tree(mask, params)
 
         def leaf(d, mu, nu, p, m):
             if not m or not v.is_float_leaf(p):
@@ -389,7 +382,7 @@ def proximal_adagrad(
         eta = v.evaluate(learning_rate, count)
         if regularize:
             v.require_params(params)
-            masks = _mask_tree(mask, params)
+            masks = v.mask_tree(mask, params)
             l1_t, l2_t = v.evaluate(l1, count), v.evaluate(l2, count)
 
         def leaf(g, acc, p=None, m=False):
@@ -521,7 +514,7 @@ def ftrl(
         count = state.count
         lr = v.evaluate(learning_rate, count)
         l1_t, l2_t, sh_t = (v.evaluate(x, count) for x in (l1, l2, l2_shrinkage))
-        masks = _mask_tree(mask, params)
+        masks = v.mask_tree(mask, params)
         # lr_power = -0.5 (the default) is a square root: much cheaper than pow.
         sqrt_power = isinstance(lr_power, numbers.Real) and float(lr_power) == -0.5
 

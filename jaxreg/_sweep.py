@@ -54,10 +54,7 @@ def _apply_fn(model: Any) -> Callable:
 
 
 def _sparsity(params: Any, mask: Any) -> jax.Array:
-    if mask is None:
-        masks = jax.tree.map(lambda _: True, params)
-    else:
-        masks = v.broadcast_prefix("mask", v.resolve_mask(mask, params), params, lambda x: False)
+    masks = v.mask_tree(mask, params)
     zeros = jnp.zeros((), jnp.float32)
     total = 0
     for leaf, m in zip(jax.tree.leaves(params), jax.tree.leaves(masks), strict=True):

@@ -234,10 +234,14 @@ def per_leaf_settings(strength: Any, mask: Any, tree: Any) -> tuple[Any, Any]:
     """
     check_strength(strength, allow_schedule=False)
     check_mask_spec(mask)
-    strengths = strength_tree(strength, tree)
+    return strength_tree(strength, tree), mask_tree(mask, tree)
+
+
+def mask_tree(mask: Any, tree: Any) -> Any:
+    """A Python bool per leaf of ``tree`` (all True when ``mask`` is None)."""
     if mask is None:
-        return strengths, jax.tree.map(lambda _: True, tree)
-    return strengths, broadcast_prefix("mask", resolve_mask(mask, tree), tree, lambda x: False)
+        return jax.tree.map(lambda _: True, tree)
+    return broadcast_prefix("mask", resolve_mask(mask, tree), tree, lambda x: False)
 
 
 def is_regularized(leaf: Any, strength: Any, mask: bool) -> bool:
