@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from jaxreg import _demo
+import jaxreg
 
 _DESCRIPTION = """\
 jaxreg command line.
@@ -51,11 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
       >>> args.command, args.steps, args.seed, args.out
       ('demo', 50, 0, 'jaxreg_demo')
     """
+    from jaxreg import demo as _demo
+
     parser = argparse.ArgumentParser(
         prog="python -m jaxreg",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"jaxreg {jaxreg.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="command", required=True)
     demo = commands.add_parser(
         "demo",
@@ -67,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
             "regularized method is trained at a few strengths at once (jax.vmap). Prints a "
             "table (test accuracy, fraction of exactly-zero weights, dead units, parameter "
             "count after pruning) and writes demo.png (weight histograms; accuracy against "
-            "sparsity) and results.json into the output folder. About a minute on a CPU."
+            "sparsity), results.json and table.md into the output folder. README.md states how long a run takes (measured)."
         ),
     )
     demo.add_argument(
@@ -93,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of the train/test split, the initialization and the batch order "
         "(default: %(default)s)",
     )
+    demo.set_defaults(parser=demo)
     demo.add_argument(
         "--no-progress",
         dest="progress",
@@ -113,12 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
       cannot be written.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Sub-command flags are parsed by the sub-parser; report unknown ones with ITS usage.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "demo":
         import os
 
         if os.path.exists(args.out) and not os.path.isdir(args.out):
-            parser.error(f"argument --out: {args.out!r} exists and is not a folder")
+            args.parser.error(f"argument --out: {args.out!r} exists and is not a folder")
         missing = [m for m in ("sklearn", "matplotlib") if not _importable(m)]
         if missing:
             names = " and ".join("scikit-learn" if m == "sklearn" else m for m in missing)
@@ -129,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
         try:
+            from jaxreg import demo as _demo
+
             _demo.run_demo(args.out, args.steps, args.seed, progress=args.progress)
         except OSError as err:
             print(

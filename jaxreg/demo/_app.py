@@ -1,4 +1,4 @@
-"""The ``python -m jaxreg demo`` experiment: four ways to regularize an MLP on digits.
+"""The ``python -m jaxreg demo`` experiment (private; the public face is :mod:`jaxreg.demo`): four ways to regularize an MLP on digits.
 
 A small Flax (linen) MLP, ``64 → 128 → 64 → 10`` with ReLU, is trained with Adam
 on scikit-learn's handwritten digits (``load_digits``: 1797 8×8 images that ship
@@ -38,9 +38,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg import _analysis, _combinators, _masks, _optimizers, _pruning
+import jaxreg
 
-__all__ = ["DEFAULT_OUT", "DEFAULT_SEED", "DEFAULT_STEPS", "Row", "format_table", "run_demo"]
+__all__ = [
+    "DEFAULT_OUT",
+    "DEFAULT_SEED",
+    "DEFAULT_STEPS",
+    "Row",
+    "format_markdown",
+    "format_table",
+    "rows_from_results",
+    "run_demo",
+]
 
 DEFAULT_OUT = "jaxreg_demo"
 DEFAULT_STEPS = 400
@@ -53,6 +62,8 @@ BATCH = 128
 LEARNING_RATE = 1e-2
 CHUNK = 25  # training steps per jitted call (one progress-bar update)
 FIGURE = "demo.png"
+FIGURE_DPI = 150
+TABLE = "table.md"
 RESULTS = "results.json"
 
 
@@ -104,8 +115,8 @@ class Row:
 
 def _methods() -> list[Method]:
     lr = LEARNING_RATE
-    kernels = _masks.kernels_only()
-    hidden = _masks.path_mask(include=r"(^|/)hidden_\d+/kernel$")
+    kernels = jaxreg.kernels_only()
+    hidden = jaxreg.path_mask(include=r"(^|/)hidden_\d+/kernel$")
     return [
         Method("none", "no regularization", (0.0,), 0.0, lambda s: optax.adam(lr)),
         Method(
@@ -113,21 +124,21 @@ def _methods() -> list[Method]:
             "AdamW decay",
             (0.01, 0.1, 1.0),
             0.1,
-            lambda s: _combinators.regularized(optax.adam, lr, weight_decay=s, mask=kernels),
+            lambda s: jaxreg.regularized(optax.adam, lr, weight_decay=s, mask=kernels),
         ),
         Method(
             "l1",
             "L1, proximal_adam",
             (1e-4, 3e-4, 1e-3, 3e-3),
             1e-3,
-            lambda s: _optimizers.proximal_adam(lr, l1=s, mask=kernels),
+            lambda s: jaxreg.proximal_adam(lr, l1=s, mask=kernels),
         ),
         Method(
             "group",
             "group lasso + pruning",
             (0.01, 0.03, 0.1, 0.3),
             0.1,
-            lambda s: _combinators.regularized(optax.adam, lr, group_lasso=s, mask=hidden),
+            lambda s: jaxreg.regularized(optax.adam, lr, group_lasso=s, mask=hidden),
         ),
     ]
 
@@ -281,12 +292,12 @@ def _train(
 def _metrics_fn(model: Any, test: tuple[np.ndarray, np.ndarray]) -> Callable:
     """A jitted ``params -> (test accuracy, kernel zero fraction)`` (one compilation)."""
     x_test, y_test = jax.device_put(test[0]), jax.device_put(test[1])
-    kernels = _masks.kernels_only()
+    kernels = jaxreg.kernels_only()
 
     @jax.jit
     def metrics(params):
         hits = jnp.argmax(model.apply(params, x_test), axis=-1) == y_test
-        return jnp.mean(hits.astype(jnp.float32)), _analysis.sparsity(params, mask=kernels)
+        return jnp.mean(hits.astype(jnp.float32)), jaxreg.sparsity(params, mask=kernels)
 
     return metrics
 
@@ -300,7 +311,7 @@ def _evaluate(
         params = jax.tree.map(lambda a, i=i: a[i], stacked)  # NumPy slices: no compilation
         accuracy, zeros = metrics(params)
         # NumPy ReLU: prune_dense runs on the host; a jnp one would compile per shape.
-        pruned, report = _pruning.prune_dense(params, activation=_relu_np, layers=LAYERS)
+        pruned, report = jaxreg.prune_dense(params, activation=_relu_np, layers=LAYERS)
         rows.append(
             Row(
                 method=method.key,
@@ -359,16 +370,130 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(rows: Sequence[Row]) -> str:
+    """The summary table as Markdown (what README.md and the docs show).
+
+    Args:
+      rows: results, typically the chosen strength of each method.
+
+    Returns:
+      A Markdown table, one line per row, no trailing newline.
+
+    Example:
+      >>> row = Row("l1", "L1, proximal_adam", 1e-3, True, 0.97, 0.9, 80, 192, 17226,
+      ...           5000, (50, 40, 10), 0.97)
+      >>> print(format_markdown([row]).splitlines()[2])
+      | L1, proximal_adam | 0.001 | 0.970 | 90.0% | 80/192 | 5000 / 17226 (29.0%) | 0.970 |
+    """
+    lines = [
+        "| method | strength λ | test acc | zero weights | dead units "
+        "| params after pruning | pruned acc |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        strength = "-" if r.strength == 0 else f"{r.strength:g}"
+        share = 100 * r.params_after / r.params_before
+        lines.append(
+            f"| {r.title} | {strength} | {r.test_accuracy:.3f} | {100 * r.zero_fraction:.1f}% "
+            f"| {r.dead_units}/{r.hidden_units} | {r.params_after} / {r.params_before} "
+            f"({share:.1f}%) | {r.pruned_accuracy:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def rows_from_results(results: dict) -> list[Row]:
+    """The :class:`Row` objects stored in a ``results.json`` (as loaded by ``json.load``)."""
+    return [
+        Row(**{**r, "features_after": tuple(r["features_after"])}) for r in results["rows"]
+    ]
+
+
 _COLORS = {"none": "tab:gray", "adamw": "tab:blue", "l1": "tab:red", "group": "tab:green"}
 
 
-def _figure(rows: list[Row], kernels: dict[str, np.ndarray], path: str) -> None:
+def _overlaps(a: Any, b: Any, pad: float = 1.0) -> bool:
+    return not (
+        a.x1 + pad <= b.x0 or b.x1 + pad <= a.x0 or a.y1 + pad <= b.y0 or b.y1 + pad <= a.y0
+    )
+
+
+# Candidate label offsets (points) around a marker, tried in order.
+_OFFSETS = (
+    (6, 4), (6, -11), (-6, 4), (-6, -11), (6, 13), (-6, 13), (6, -20), (-6, -20),
+    (14, -4), (-14, -4), (6, 22), (-6, 22), (6, -29), (-6, -29), (20, 10), (-20, 10),
+    (20, -17), (-20, -17), (6, 31), (-6, 31),
+)
+
+
+def place_labels(ax: Any, points: Sequence[tuple[float, float]], texts: Sequence[str],
+                 colors: Sequence[str], renderer: Any, fontsize: float = 8) -> list[Any]:
+    """Labels every point, greedily avoiding other labels, markers and the frame.
+
+    Each label is tried at a list of offsets around its point; the first offset
+    whose box lies inside the axes and overlaps no earlier label and no marker is
+    kept (the first candidate if none fits).
+
+    Returns:
+      The :class:`matplotlib.text.Annotation` objects, in the order of ``points``.
+    """
+    to_display = ax.transData.transform
+    frame = ax.get_window_extent(renderer)
+    dpi_scale = ax.figure.dpi / 72.0
+    marker_boxes = []
+    from matplotlib.transforms import Bbox
+
+    for x, y in points:
+        px, py = to_display((x, y))
+        r = 4 * dpi_scale
+        marker_boxes.append(Bbox([[px - r, py - r], [px + r, py + r]]))
+    placed: list[Any] = []
+    boxes: list[Any] = []
+    legend = ax.get_legend()
+    if legend is not None:
+        boxes.append(legend.get_window_extent(renderer))
+    for (x, y), text, color in zip(points, texts, colors, strict=True):
+        best = None
+        for dx, dy in _OFFSETS:
+            ann = ax.annotate(
+                text,
+                (x, y),
+                textcoords="offset points",
+                xytext=(dx, dy),
+                ha="left" if dx >= 0 else "right",
+                va="bottom" if dy >= 0 else "top",
+                fontsize=fontsize,
+                color=color,
+            )
+            box = ann.get_window_extent(renderer)
+            inside = (
+                box.x0 >= frame.x0 + 2 and box.x1 <= frame.x1 - 2
+                and box.y0 >= frame.y0 + 2 and box.y1 <= frame.y1 - 2
+            )
+            clash = any(_overlaps(box, b) for b in boxes + marker_boxes)
+            if inside and not clash:
+                best = (ann, box)
+                break
+            ann.remove()
+        if best is None:  # nothing fits: keep the first candidate (a test would catch it)
+            dx, dy = _OFFSETS[0]
+            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy),
+                              fontsize=fontsize, color=color)
+            best = (ann, ann.get_window_extent(renderer))
+        placed.append(best[0])
+        boxes.append(best[1])
+    return placed
+
+
+def _figure(rows: list[Row], kernels: dict[str, np.ndarray], path: str) -> Any:
+    """Draws the figure and saves it (150 dpi); returns the Figure (tests inspect it)."""
     # A bare Figure renders with Agg on savefig: no pyplot, no global backend change.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     chosen = [r for r in rows if r.chosen]
-    fig = Figure(figsize=(14, 7.5), layout="constrained")
-    grid = fig.add_gridspec(2, 4)
+    fig = Figure(figsize=(13, 8), dpi=FIGURE_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(2, 4, height_ratios=(1, 1.25))
     lim = max(float(np.max(np.abs(w))) for w in kernels.values())
     bins = np.linspace(-lim, lim, 81)
     for col, row in enumerate(chosen):
@@ -386,7 +511,8 @@ def _figure(rows: list[Row], kernels: dict[str, np.ndarray], path: str) -> None:
         if zeros:
             ax.bar([0.0], [zeros], width=bins[1] - bins[0], color="black", label="exactly 0")
         ax.set_yscale("log")
-        ax.set_ylim(bottom=0.8)
+        top = max(zeros, int(np.max(np.histogram(w[w != 0], bins=bins)[0])), 1)
+        ax.set_ylim(0.8, top * 40)  # room above the bars for the text and the legend
         strength = "" if row.strength == 0 else f" (λ={row.strength:g})"
         ax.set_title(f"{row.title}{strength}", fontsize=10)
         ax.set_xlabel("kernel weight")
@@ -396,7 +522,7 @@ def _figure(rows: list[Row], kernels: dict[str, np.ndarray], path: str) -> None:
             f"exact zeros: {100 * row.zero_fraction:.1f}%\ntest acc: {row.test_accuracy:.3f}",
             transform=ax.transAxes,
             va="top",
-            fontsize=9,
+            fontsize=8,
         )
         if col == 0:
             ax.set_ylabel("count (log)")
@@ -404,37 +530,55 @@ def _figure(rows: list[Row], kernels: dict[str, np.ndarray], path: str) -> None:
 
     ax_zero = fig.add_subplot(grid[1, :2])
     ax_size = fig.add_subplot(grid[1, 2:])
+    points: dict[Any, list] = {ax_zero: [], ax_size: []}
     for key in _COLORS:
         rs = [r for r in rows if r.method == key]
         if not rs:
             continue
-        label = rs[0].title
-        style = {"color": _COLORS[key], "marker": "o", "label": label}
-        ax_zero.plot([100 * r.zero_fraction for r in rs], [r.test_accuracy for r in rs], **style)
-        ax_size.plot([r.params_after for r in rs], [r.pruned_accuracy for r in rs], **style)
-        for r in rs:
-            if r.strength:
-                ax_zero.annotate(
-                    f"{r.strength:g}",
-                    (100 * r.zero_fraction, r.test_accuracy),
-                    textcoords="offset points",
-                    xytext=(4, -10),
-                    fontsize=7,
-                    color=_COLORS[key],
-                )
+        style = {"color": _COLORS[key], "marker": "o", "label": rs[0].title}
+        zero_xy = [(100 * r.zero_fraction, r.test_accuracy) for r in rs]
+        size_xy = [(r.params_after, r.pruned_accuracy) for r in rs]
+        ax_zero.plot(*zip(*zero_xy, strict=True), **style)
+        ax_size.plot(*zip(*size_xy, strict=True), **style)
+        for r, zxy, sxy in zip(rs, zero_xy, size_xy, strict=True):
+            label = f"λ={r.strength:g}"
+            points[ax_zero].append((zxy, label, _COLORS[key]))
+            points[ax_size].append((sxy, label, _COLORS[key]))
     ax_zero.set_xlabel("kernel entries exactly zero (%)")
     ax_zero.set_ylabel("test accuracy")
     ax_zero.set_title("Accuracy against sparsity (labels: strength λ)", fontsize=10)
     ax_size.set_xscale("log")
     ax_size.set_xlabel("parameters after prune_dense (log)")
     ax_size.set_ylabel("test accuracy of the pruned net")
-    ax_size.set_title("Accuracy against model size after pruning", fontsize=10)
+    ax_size.set_title("Accuracy against model size after pruning (labels: λ)", fontsize=10)
+    accs = [r.test_accuracy for r in rows] + [r.pruned_accuracy for r in rows]
+    low, high = min(accs), max(accs)
+    span = max(high - low, 0.02)
+    # Room below the lowest point for the legend and above the highest for labels.
     for ax in (ax_zero, ax_size):
-        ax.set_ylim(max(0.0, min(r.test_accuracy for r in rows) - 0.05), 1.0)
+        ax.set_ylim(low - 0.9 * span, min(high + 0.3 * span, 1.0 + 0.3 * span))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower left")
+    xs = [100 * r.zero_fraction for r in rows]
+    ax_zero.set_xlim(min(xs) - 12, max(xs) + 12)
+    sizes = [r.params_after for r in rows]
+    ax_size.set_xlim(min(sizes) / 1.8, max(sizes) * 1.8)
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    ticks = [t for t in (1000, 2000, 5000, 10000, 20000, 50000) if min(sizes) / 1.8 < t]
+    ax_size.xaxis.set_major_locator(FixedLocator(ticks))
+    ax_size.xaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
+    ax_size.xaxis.set_minor_locator(NullLocator())
+    ax_size.xaxis.set_minor_formatter(NullFormatter())
     fig.suptitle("jaxreg demo: an MLP on scikit-learn digits, four ways to regularize")
-    fig.savefig(path, dpi=80)
+    fig.canvas.draw()  # fixes the layout, so label boxes are final
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()
+    for ax, entries in points.items():
+        xy, texts, colors = zip(*entries, strict=True)
+        place_labels(ax, xy, texts, colors, renderer)
+    fig.savefig(path, dpi=FIGURE_DPI)
+    return fig
 
 
 # --------------------------------------------------------------------------------- run
@@ -494,12 +638,17 @@ def run_demo(
             {
                 "steps": steps,
                 "seed": seed,
-                "seconds": elapsed,
+                "seconds": round(elapsed, 1),
+                "machine": _machine(),
+                "versions": _versions(),
                 "rows": [asdict(r) for r in rows],
             },
             f,
             indent=1,
         )
+        f.write("\n")
+    with open(os.path.join(out, TABLE), "w") as f:
+        f.write(format_markdown([r for r in rows if r.chosen]) + "\n")
     print(
         f"\nMLP 64-{'-'.join(map(str, HIDDEN))}-{CLASSES} on digits "
         f"({len(x_train)} train / {len(x_test)} test), Adam lr {LEARNING_RATE:g}, "
@@ -514,13 +663,35 @@ def run_demo(
         file=stream,
     )
     print(
-        f"\nfigure: {figure}\nall strengths: {os.path.join(out, RESULTS)}\ndone in {elapsed:.1f} s",
+        f"\nfigure: {figure}\nall strengths: {os.path.join(out, RESULTS)}\n"
+        f"markdown table: {os.path.join(out, TABLE)}\ndone in {elapsed:.1f} s",
         file=stream,
     )
     return rows
 
 
+def _machine() -> str:
+    import platform
+
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores visible, "
+        f"JAX backend {jax.default_backend()}"
+    )
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("jax", "jaxlib", "optax", "flax", "scikit-learn", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover - the demo imports them all
+            found[name] = "?"
+    return found
+
+
 def _masks_kernels(params: Any) -> Any:
     """The kernel leaves of ``params`` (others replaced by ``None``)."""
-    flags = _masks.kernels_only()(params)
+    flags = jaxreg.kernels_only()(params)
     return jax.tree.map(lambda w, m: w if m else None, params, flags)
