@@ -1,7 +1,8 @@
 """The documentation: every Python block runs, the demo numbers are generated, the API is covered.
 
 Python blocks in README.md and docs/**/*.md are executed page by page, in order, in one
-namespace per page (a block may use names from earlier blocks of its page). A block that
+namespace per page (a block may use names from earlier blocks of its page). Blocks titled with
+another library (the other side of a migration guide) are shown, not run. A block that
 cannot run here (it needs several hosts, a file path, ...) is preceded by the line
 ``<!-- notest -->``; those are counted and kept few.
 """
@@ -22,13 +23,23 @@ PAGES = [ROOT / "README.md", *sorted(p for p in DOCS.rglob("*.md") if "notebooks
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```\s*$", re.M | re.S)
 NOTEST = "<!-- notest -->"
 MAX_NOTEST = 6
+OTHER_LIBRARIES = {"jaxopt", "Keras", "PyTorch", "scikit-learn", "optax"}
 
 
 def python_blocks(text: str) -> list[tuple[int, str, bool]]:
-    """``(line, code, runnable)`` for each ```python block of a Markdown text."""
+    """``(line, code, runnable)`` for each jaxreg ```python block of a Markdown text.
+
+    Blocks titled with another library (```python title="PyTorch"```, the left side of a
+    migration guide) show that library's code and are not run here.
+    """
     blocks = []
     for match in FENCE.finditer(text):
-        if match.group("info").strip() not in ("python", "py"):
+        info = match.group("info").strip()
+        title = re.fullmatch(r'python title="([^"]*)"', info)
+        if title and title.group(1) != "jaxreg":
+            assert title.group(1) in OTHER_LIBRARIES, f"unknown library title {info!r}"
+            continue
+        if info not in ("python", "py") and not title:
             continue
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
         line = text.count("\n", 0, match.start()) + 1
@@ -63,15 +74,19 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
     namespace: dict = {"__name__": f"docs_{page.stem}"}
     import jax
 
-    for line, code, _ in blocks:
-        try:
-            # Users run with JAX's defaults (conftest.py makes rank promotion raise).
-            with jax.numpy_rank_promotion("allow"):
-                exec(compile(code, f"{page.relative_to(ROOT)}:{line}", "exec"), namespace)
-        except Exception as err:
-            raise AssertionError(
-                f"{page.relative_to(ROOT)}, block at line {line} fails: {err!r}"
-            ) from err
+    x64 = jax.config.jax_enable_x64  # a page may switch float64 on: restore it after the page
+    try:
+        for line, code, _ in blocks:
+            try:
+                # Users run with JAX's defaults (conftest.py makes rank promotion raise).
+                with jax.numpy_rank_promotion("allow"):
+                    exec(compile(code, f"{page.relative_to(ROOT)}:{line}", "exec"), namespace)
+            except Exception as err:
+                raise AssertionError(
+                    f"{page.relative_to(ROOT)}, block at line {line} fails: {err!r}"
+                ) from err
+    finally:
+        jax.config.update("jax_enable_x64", x64)
     import matplotlib.pyplot as plt
 
     plt.close("all")
