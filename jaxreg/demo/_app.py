@@ -403,9 +403,7 @@ def format_markdown(rows: Sequence[Row]) -> str:
 
 def rows_from_results(results: dict) -> list[Row]:
     """The :class:`Row` objects stored in a ``results.json`` (as loaded by ``json.load``)."""
-    return [
-        Row(**{**r, "features_after": tuple(r["features_after"])}) for r in results["rows"]
-    ]
+    return [Row(**{**r, "features_after": tuple(r["features_after"])}) for r in results["rows"]]
 
 
 _COLORS = {"none": "tab:gray", "adamw": "tab:blue", "l1": "tab:red", "group": "tab:green"}
@@ -419,14 +417,37 @@ def _overlaps(a: Any, b: Any, pad: float = 1.0) -> bool:
 
 # Candidate label offsets (points) around a marker, tried in order.
 _OFFSETS = (
-    (6, 4), (6, -11), (-6, 4), (-6, -11), (6, 13), (-6, 13), (6, -20), (-6, -20),
-    (14, -4), (-14, -4), (6, 22), (-6, 22), (6, -29), (-6, -29), (20, 10), (-20, 10),
-    (20, -17), (-20, -17), (6, 31), (-6, 31),
+    (6, 4),
+    (6, -11),
+    (-6, 4),
+    (-6, -11),
+    (6, 13),
+    (-6, 13),
+    (6, -20),
+    (-6, -20),
+    (14, -4),
+    (-14, -4),
+    (6, 22),
+    (-6, 22),
+    (6, -29),
+    (-6, -29),
+    (20, 10),
+    (-20, 10),
+    (20, -17),
+    (-20, -17),
+    (6, 31),
+    (-6, 31),
 )
 
 
-def place_labels(ax: Any, points: Sequence[tuple[float, float]], texts: Sequence[str],
-                 colors: Sequence[str], renderer: Any, fontsize: float = 8) -> list[Any]:
+def place_labels(
+    ax: Any,
+    points: Sequence[tuple[float, float]],
+    texts: Sequence[str],
+    colors: Sequence[str],
+    renderer: Any,
+    fontsize: float = 8,
+) -> list[Any]:
     """Labels every point, greedily avoiding other labels, markers and the frame.
 
     Each label is tried at a list of offsets around its point; the first offset
@@ -466,8 +487,10 @@ def place_labels(ax: Any, points: Sequence[tuple[float, float]], texts: Sequence
             )
             box = ann.get_window_extent(renderer)
             inside = (
-                box.x0 >= frame.x0 + 2 and box.x1 <= frame.x1 - 2
-                and box.y0 >= frame.y0 + 2 and box.y1 <= frame.y1 - 2
+                box.x0 >= frame.x0 + 2
+                and box.x1 <= frame.x1 - 2
+                and box.y0 >= frame.y0 + 2
+                and box.y1 <= frame.y1 - 2
             )
             clash = any(_overlaps(box, b) for b in boxes + marker_boxes)
             if inside and not clash:
@@ -476,8 +499,14 @@ def place_labels(ax: Any, points: Sequence[tuple[float, float]], texts: Sequence
             ann.remove()
         if best is None:  # nothing fits: keep the first candidate (a test would catch it)
             dx, dy = _OFFSETS[0]
-            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy),
-                              fontsize=fontsize, color=color)
+            ann = ax.annotate(
+                text,
+                (x, y),
+                textcoords="offset points",
+                xytext=(dx, dy),
+                fontsize=fontsize,
+                color=color,
+            )
             best = (ann, ann.get_window_extent(renderer))
         placed.append(best[0])
         boxes.append(best[1])
