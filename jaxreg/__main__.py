@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
             "regularized method is trained at a few strengths at once (jax.vmap). Prints a "
             "table (test accuracy, fraction of exactly-zero weights, dead units, parameter "
             "count after pruning) and writes demo.png (weight histograms; accuracy against "
-            "sparsity), results.json and table.md into the output folder. README.md states how long a run takes (measured)."
+            "sparsity), results.json and table.md into the output folder, and prints how "
+            "long the run took (README.md shows a measured run)."
         ),
     )
     demo.add_argument(

@@ -1,4 +1,4 @@
-"""The ``python -m jaxreg demo`` experiment (private; the public face is :mod:`jaxreg.demo`): four ways to regularize an MLP on digits.
+"""The ``python -m jaxreg demo`` experiment: four ways to regularize an MLP on digits.
 
 A small Flax (linen) MLP, ``64 → 128 → 64 → 10`` with ReLU, is trained with Adam
 on scikit-learn's handwritten digits (``load_digits``: 1797 8×8 images that ship
