@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
-from jaxreg import _demo
+import jaxreg
 from jaxreg.__main__ import main
+from jaxreg.demo import _app as _demo
 
 STEPS = 100
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -47,6 +49,43 @@ def test_runs_and_writes_a_valid_png(demo_run):
     assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
     assert float(np.std(image)) > 0.01  # not a blank canvas
     assert results["steps"] == STEPS and results["seed"] == 1
+
+
+def test_markdown_table_is_written(demo_run):
+    _, _, _, out, results = demo_run
+    rows = [r for r in _demo.rows_from_results(results) if r.chosen]
+    assert (out / "table.md").read_text() == _demo.format_markdown(rows) + "\n"
+    assert results["seconds"] > 0 and results["versions"]["jax"] == jax.__version__
+
+
+def test_figure_labels_every_point_without_overlap(demo_run, tmp_path):
+    """Each point of the lower panels carries its strength; labels overlap nothing, stay inside."""
+    results = demo_run[4]
+    rows = _demo.rows_from_results(results)
+    rng = np.random.default_rng(0)
+    kernels = {r.method: rng.normal(size=500) * (r.method != "l1") for r in rows if r.chosen}
+    fig = _demo._figure(rows, kernels, str(tmp_path / "fig.png"))
+    renderer = fig.canvas.get_renderer()
+    lower = fig.axes[-2:]
+    for ax in lower:
+        labels = [t for t in ax.texts if t.get_text().startswith("λ=")]
+        assert len(labels) == len(rows)  # every point labelled
+        assert {t.get_text() for t in labels} == {f"λ={r.strength:g}" for r in rows}
+        frame = ax.get_window_extent(renderer)
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        legend = ax.get_legend().get_window_extent(renderer)
+        for i, box in enumerate(boxes):
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1, box  # not clipped
+            assert frame.y0 <= box.y0 and box.y1 <= frame.y1, box
+            assert not box.overlaps(legend)
+            for other in boxes[i + 1 :]:
+                assert not box.overlaps(other), (box, other)
+        # no point touches the frame
+        for line in ax.lines:
+            for x, y in line.get_xydata():
+                px, py = ax.transData.transform((x, y))
+                assert frame.x0 + 5 < px < frame.x1 - 5 and frame.y0 + 5 < py < frame.y1 - 5
+    assert fig.dpi >= 150
 
 
 def test_progress_is_shown(demo_run):
@@ -127,13 +166,25 @@ def test_help_explains_the_flags(capsys):
         (["demo", "--seed", "-1"], "--seed: must be an integer in [0, 2**32)"),
         (["demo", "--seed", "1.5"], "--seed"),
         (["demo", "--stpes", "10"], "unrecognized arguments: --stpes"),
+        (["demo", "--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
 def test_bad_flags_exit_nonzero_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    # an error in the demo's flags prints the DEMO's usage, not the top-level one
+    usage = "usage: python -m jaxreg demo" if argv[:1] == ["demo"] else "usage: python -m jaxreg ["
+    assert err.startswith(usage), err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"jaxreg {jaxreg.__version__}"
 
 
 def test_out_must_be_a_folder(tmp_path, capsys):
@@ -142,7 +193,8 @@ def test_out_must_be_a_folder(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--out", str(path)])
     assert exc.value.code == 2
-    assert "--out" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--out" in err and err.startswith("usage: python -m jaxreg demo")
 
 
 def test_missing_extra_is_reported(monkeypatch, capsys):
