@@ -40,7 +40,9 @@ def demo_block(results: dict) -> str:
         f"Measured: `python -m jaxreg demo` (seed {results['seed']}, {results['steps']} steps) "
         f"took {results['seconds']:.0f} s, compilation included, on {results['machine']} "
         f"(jax {results['versions']['jax']}, flax {results['versions']['flax']}, "
-        f"optax {results['versions']['optax']}).\n"
+        f"optax {results['versions']['optax']})"
+        + (f"; {results['note']}" if results.get("note") else "")
+        + ".\n"
         f"{END}"
     )
 
@@ -57,6 +59,9 @@ def replace_block(text: str, block: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source", help="output folder of a finished demo run")
+    parser.add_argument(
+        "--note", help="a word on the machine's state, stored and shown (e.g. 'machine shared')"
+    )
     args = parser.parse_args()
     if args.source is None:
         source = Path(tempfile.mkdtemp(prefix="jaxreg_demo_"))
@@ -68,6 +73,8 @@ def main() -> None:
     else:
         source = Path(args.source)
     results = json.loads((source / RESULTS).read_text())
+    if args.note:
+        results["note"] = args.note
     shutil.copyfile(source / FIGURE, ROOT / "docs" / "demo.png")
     (ROOT / "docs" / "demo_results.json").write_text(json.dumps(results, indent=1) + "\n")
     block = demo_block(results)
