@@ -45,6 +45,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
@@ -255,7 +256,7 @@ def _matches(a: Any, b: Any) -> bool:
         return False
     if a.dtype == b.dtype:
         return True
-    return bool(np.issubdtype(a.dtype, np.inexact) and np.issubdtype(b.dtype, np.inexact))
+    return bool(jnp.issubdtype(a.dtype, jnp.inexact) and jnp.issubdtype(b.dtype, jnp.inexact))
 
 
 def _params_shaped(node: Any, treedef: Any, skel_leaves: list) -> bool:
@@ -320,7 +321,10 @@ def _trace(walker: _Walker, tx: Any, skeleton: Any) -> tuple[_Trace, _Trace]:
     init_jaxpr, state = jax.make_jaxpr(tx.init, return_shape=True)(skeleton)
     roles = _classify_state(state, treedef, skel_leaves)
     jaxpr, consts = _closed(init_jaxpr)
-    init_out = walker.run(jaxpr, consts, param_in)
+    try:
+        init_out = walker.run(jaxpr, consts, param_in)
+    except _Refuse as e:
+        raise _Refuse(f"init: {e}") from None
     init = _Trace([], init_out, roles)
 
     def update(u, s, p):
@@ -328,11 +332,14 @@ def _trace(walker: _Walker, tx: Any, skeleton: Any) -> tuple[_Trace, _Trace]:
 
     upd_jaxpr, (new_updates, new_state) = jax.make_jaxpr(update, return_shape=True)(skeleton, state, skeleton)
     if jax.tree.structure(new_updates) != treedef:
-        raise _Refuse("the updates it returns do not have the structure of the params")
+        raise _Refuse("update: the updates it returns do not have the structure of the params")
     if jax.tree.structure(new_state) != jax.tree.structure(state):
-        raise _Refuse("the state it returns does not have the structure of its input state")
+        raise _Refuse("update: the state it returns does not have the structure of its input state")
     jaxpr, consts = _closed(upd_jaxpr)
-    outs = walker.run(jaxpr, consts, update_in + _state_inputs(walker, state, roles) + param_in)
+    try:
+        outs = walker.run(jaxpr, consts, update_in + _state_inputs(walker, state, roles) + param_in)
+    except _Refuse as e:
+        raise _Refuse(f"update: {e}") from None
     n = len(skel_leaves)
     return init, _Trace(outs[:n], outs[n:], roles)
 
