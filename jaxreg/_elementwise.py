@@ -123,17 +123,21 @@ class _Walker:
 
     def const(self, val: Any) -> _Info:
         arr = np.asarray(val)
-        if arr.ndim == 0 or (arr.size > 0 and np.array_equal(arr, np.full_like(arr, arr.flat[0]), equal_nan=True)):
+        if arr.ndim == 0 or (
+            arr.size > 0 and np.array_equal(arr, np.full_like(arr, arr.flat[0]), equal_nan=True)
+        ):
             first = arr.reshape(-1)[0] if arr.size else arr
-            return _Info("S", None, self.intern(("lit", str(arr.dtype), repr(np.asarray(first).item()))))
+            return _Info(
+                "S", None, self.intern(("lit", str(arr.dtype), repr(np.asarray(first).item())))
+            )
         key = ("const", str(arr.dtype), arr.shape, hash(arr.tobytes()))
         return _Info("O", None, self.intern(key))
 
     def run(self, jaxpr: Any, consts: list, inputs: list[_Info]) -> list[_Info]:
         env: dict[Any, _Info] = {}
-        for v, c in zip(jaxpr.constvars, consts):
+        for v, c in zip(jaxpr.constvars, consts, strict=True):
             env[v] = c if isinstance(c, _Info) else self.const(c)
-        for v, info in zip(jaxpr.invars, inputs):
+        for v, info in zip(jaxpr.invars, inputs, strict=True):
             env[v] = info
 
         def read(v: Any) -> _Info:
@@ -143,7 +147,7 @@ class _Walker:
 
         for eqn in jaxpr.eqns:
             outs = self.eqn(eqn, [read(v) for v in eqn.invars])
-            for v, info in zip(eqn.outvars, outs):
+            for v, info in zip(eqn.outvars, outs, strict=True):
                 env[v] = info
         return [read(v) for v in jaxpr.outvars]
 
@@ -187,7 +191,7 @@ class _Walker:
 
         if prim in _ELEMENTWISE and shape is not None:
             if leaf is not None:
-                for v, i in zip(eqn.invars, ins):
+                for v, i in zip(eqn.invars, ins, strict=True):
                     vshape = tuple(getattr(v.aval, "shape", ()))
                     if i.kind == "L" and vshape != tuple(shape):
                         raise _Refuse(f"`{prim}` broadcasts leaf {self.name(leaf)}'s data")
@@ -202,7 +206,12 @@ class _Walker:
                 kind = "S"
             else:
                 kind = "O"
-            key = (prim, self._params_key(params), str(outs[0].aval.dtype), tuple(i.sig for i in ins))
+            key = (
+                prim,
+                self._params_key(params),
+                str(outs[0].aval.dtype),
+                tuple(i.sig for i in ins),
+            )
             return [_Info(kind, leaf, self.intern(key))]
 
         if leaf is not None:
@@ -236,7 +245,9 @@ class _Walker:
             else:
                 kind = "O" if getattr(v.aval, "shape", ()) else "S"
             if kind == "L" and any(a.kind == "O" for a in alts):
-                raise _Refuse(f"`cond` mixes leaf {self.name(kind_leaf)} with an array not tied to a leaf")
+                raise _Refuse(
+                    f"`cond` mixes leaf {self.name(kind_leaf)} with an array not tied to a leaf"
+                )
             key = ("cond", index.sig, str(v.aval.dtype), tuple(a.sig for a in alts))
             result.append(_Info(kind, kind_leaf, self.intern(key)))
         return result
@@ -263,7 +274,9 @@ def _params_shaped(node: Any, treedef: Any, skel_leaves: list) -> bool:
     leaves, nodedef = jax.tree.flatten(node)
     if nodedef != treedef or len(leaves) != len(skel_leaves):
         return False
-    return all(hasattr(x, "shape") and _matches(x, s) for x, s in zip(leaves, skel_leaves))
+    return all(
+        hasattr(x, "shape") and _matches(x, s) for x, s in zip(leaves, skel_leaves, strict=True)
+    )
 
 
 def _classify_state(state: Any, treedef: Any, skel_leaves: list) -> list[tuple[str, str, int]]:
@@ -282,7 +295,7 @@ def _classify_state(state: Any, treedef: Any, skel_leaves: list) -> list[tuple[s
             out.extend((f"state{path}", "P", i) for i in range(len(skel_leaves)))
             return
         children = jax.tree_util.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)[0]
-        if len(children) == 1 and children[0][1] is node or not children:
+        if (len(children) == 1 and children[0][1] is node) or not children:
             # A leaf (or a node with no children).
             if jax.tree.leaves(node):
                 out.append((f"global{path}", "G", -1))
@@ -302,7 +315,7 @@ class _Trace(NamedTuple):
 
 def _state_inputs(walker: _Walker, state: Any, roles: list) -> list[_Info]:
     infos = []
-    for leaf, (role, kind, i) in zip(jax.tree.leaves(state), roles):
+    for leaf, (role, kind, i) in zip(jax.tree.leaves(state), roles, strict=True):
         if kind == "P":
             infos.append(_Info("L", i, walker.intern(("in", role, str(leaf.dtype)))))
         else:
@@ -315,8 +328,14 @@ def _state_inputs(walker: _Walker, state: Any, roles: list) -> list[_Info]:
 def _trace(walker: _Walker, tx: Any, skeleton: Any) -> tuple[_Trace, _Trace]:
     """Walks ``tx.init`` and ``tx.update`` on ``skeleton``; raises _Refuse."""
     skel_leaves, treedef = jax.tree.flatten(skeleton)
-    param_in = [_Info("L", i, walker.intern(("in", "params", str(x.dtype)))) for i, x in enumerate(skel_leaves)]
-    update_in = [_Info("L", i, walker.intern(("in", "updates", str(x.dtype)))) for i, x in enumerate(skel_leaves)]
+    param_in = [
+        _Info("L", i, walker.intern(("in", "params", str(x.dtype))))
+        for i, x in enumerate(skel_leaves)
+    ]
+    update_in = [
+        _Info("L", i, walker.intern(("in", "updates", str(x.dtype))))
+        for i, x in enumerate(skel_leaves)
+    ]
 
     init_jaxpr, state = jax.make_jaxpr(tx.init, return_shape=True)(skeleton)
     roles = _classify_state(state, treedef, skel_leaves)
@@ -330,7 +349,9 @@ def _trace(walker: _Walker, tx: Any, skeleton: Any) -> tuple[_Trace, _Trace]:
     def update(u, s, p):
         return tx.update(u, s, p)
 
-    upd_jaxpr, (new_updates, new_state) = jax.make_jaxpr(update, return_shape=True)(skeleton, state, skeleton)
+    upd_jaxpr, (new_updates, new_state) = jax.make_jaxpr(update, return_shape=True)(
+        skeleton, state, skeleton
+    )
     if jax.tree.structure(new_updates) != treedef:
         raise _Refuse("update: the updates it returns do not have the structure of the params")
     if jax.tree.structure(new_state) != jax.tree.structure(state):
@@ -351,9 +372,14 @@ def _check_outputs(walker: _Walker, trace: _Trace, what: str, buffer_of_leaf: li
 
     def check(role: str, info: _Info, i: int) -> None:
         if info.kind == "O":
-            raise _Refuse(f"{what}: {role} of leaf {walker.name(i)} is not computed elementwise from that leaf")
+            raise _Refuse(
+                f"{what}: {role} of leaf {walker.name(i)} is not computed elementwise "
+                "from that leaf"
+            )
         if info.kind == "L" and info.leaf != i:
-            raise _Refuse(f"{what}: {role} of leaf {walker.name(i)} depends on leaf {walker.name(info.leaf)}")
+            raise _Refuse(
+                f"{what}: {role} of leaf {walker.name(i)} depends on leaf {walker.name(info.leaf)}"
+            )
         key = (role, buffer_of_leaf[i])
         if key in sigs and sigs[key][0] != info.sig:
             j = sigs[key][1]
@@ -365,7 +391,7 @@ def _check_outputs(walker: _Walker, trace: _Trace, what: str, buffer_of_leaf: li
 
     for i, info in enumerate(trace.updates):
         check("update", info, i)
-    for info, (role, kind, i) in zip(trace.state, trace.roles):
+    for info, (role, kind, i) in zip(trace.state, trace.roles, strict=True):
         if kind == "P":
             check(role, info, i)
         else:
@@ -436,7 +462,7 @@ def prove_elementwise(tx: Any, skeleton: Any, buffer_of_leaf: list[str]) -> str 
 
     sizes: dict[str, int] = {}
     dtypes: dict[str, Any] = {}
-    for x, key, name in zip(skel_leaves, buffer_of_leaf, names):
+    for x, key, name in zip(skel_leaves, buffer_of_leaf, names, strict=True):
         if key in dtypes and dtypes[key] != x.dtype:
             raise ValueError(
                 f"`buffer_of_leaf` must put leaves of one dtype in a buffer; buffer {key!r} holds "
@@ -460,7 +486,7 @@ def prove_elementwise(tx: Any, skeleton: Any, buffer_of_leaf: list[str]) -> str 
         flat_init, flat_update = _trace(walker, tx, flat_skel)
     except _Refuse as e:
         return f"on the flat buffers: {e}"
-    except Exception as e:  # noqa: BLE001 -- the per-leaf trace succeeded; report, do not run
+    except Exception as e:
         return f"on the flat buffers, tracing raised {type(e).__name__}: {e}"
     if _layout_roles(flat_update.roles) != _layout_roles(leaf_update.roles):
         return "the state on the flat buffers has a different structure from the per-leaf state"
@@ -470,7 +496,10 @@ def prove_elementwise(tx: Any, skeleton: Any, buffer_of_leaf: list[str]) -> str 
     except _Refuse as e:
         return f"on the flat buffers: {e}"
 
-    for what, leafwise, flat in (("init", got_init, want_init), ("update", got_update, want_update)):
+    for what, leafwise, flat in (
+        ("init", got_init, want_init),
+        ("update", got_update, want_update),
+    ):
         if leafwise["buffers"] != flat["buffers"]:
             for key in sorted(set(leafwise["buffers"]) | set(flat["buffers"]), key=repr):
                 if leafwise["buffers"].get(key) != flat["buffers"].get(key):
