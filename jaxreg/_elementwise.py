@@ -216,8 +216,15 @@ class _Walker:
 
         if leaf is not None:
             raise _Refuse(f"`{prim}` is applied to leaf {self.name(leaf)}'s data (not elementwise)")
-        # Global computation (schedules, counters, keys): any primitive.
-        base = (prim, self._params_key(params), tuple(i.sig for i in ins))
+        # Global computation (schedules, counters, keys): any primitive. The key
+        # keeps every parameter and the operands' shapes: a reduction over a
+        # broadcast constant (jnp.sum(jnp.ones_like(x))) depends on the shape.
+        base = (
+            prim,
+            self._params_key(params, keep_shape=True),
+            tuple(i.sig for i in ins),
+            tuple(str(getattr(v, "aval", v)) for v in eqn.invars),
+        )
         result = []
         for k, v in enumerate(outs):
             aval = v.aval
@@ -253,8 +260,9 @@ class _Walker:
         return result
 
     @staticmethod
-    def _params_key(params: dict) -> str:
-        return repr(sorted((k, repr(v)) for k, v in params.items() if k not in _SHAPE_PARAMS))
+    def _params_key(params: dict, keep_shape: bool = False) -> str:
+        drop = () if keep_shape else _SHAPE_PARAMS
+        return repr(sorted((k, repr(v)) for k, v in params.items() if k not in drop))
 
 
 # ---------------------------------------------------------------------------

@@ -138,14 +138,6 @@ PROVEN = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PROVEN))
-def test_proven_and_bitwise_equal(name):
-    tx = PROVEN[name]()
-    params = _params()
-    assert prove_elementwise(tx, _skeleton(params), _buffers(params)) is None
-    _assert_same_run(tx)
-
-
 def _swap_leaves():
     """Hands leaf 'x' the update of leaf 'y' (same shape): not leafwise."""
 
@@ -187,7 +179,39 @@ def _times_iota():
     return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
 
 
+def _elementwise_map(fn):
+    def update(u, s, p=None):
+        return jax.tree.map(fn, u), s
+
+    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+
+
+def _custom_vjp_sin():
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    f.defvjp(lambda x: (f(x), x), lambda r, g: (g * jnp.cos(r),))
+    return _elementwise_map(f)
+
+
+PROVEN["custom_jvp_softplus_gelu"] = lambda: _elementwise_map(
+    lambda x: jax.nn.softplus(x) - jax.nn.gelu(x) + jax.nn.relu(x)
+)
+PROVEN["custom_vjp"] = _custom_vjp_sin
+PROVEN["where_clip_nan_to_num"] = lambda: _elementwise_map(
+    lambda x: jnp.where(jnp.isfinite(x), jnp.clip(x, -0.5, 0.5), 0.0).astype(x.dtype)
+)
+
+
 REFUSED = {
+    # A scalar computed from the leaf's shape: every leaf in a buffer would need
+    # the same one, and the flat buffer has another shape.
+    "divide_by_count": (
+        lambda: _elementwise_map(lambda x: x / jnp.sum(jnp.ones_like(x))),
+        "computed differently",
+    ),
+    "divide_by_size_literal": (lambda: _elementwise_map(lambda x: x / x.size), "differently"),
     "adamw_mask_fn": (lambda: optax.adamw(1e-2, mask=_ndim_mask), "on buffer 'float32'"),
     "masked_adam": (
         lambda: optax.masked(
@@ -228,6 +252,14 @@ REFUSED = {
     "init_not_elementwise": (_init_with_mean, "init:"),
     "iota": (_times_iota, "update:"),
 }
+
+
+@pytest.mark.parametrize("name", sorted(PROVEN))
+def test_proven_and_bitwise_equal(name):
+    tx = PROVEN[name]()
+    params = _params()
+    assert prove_elementwise(tx, _skeleton(params), _buffers(params)) is None
+    _assert_same_run(tx)
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
