@@ -121,17 +121,24 @@ class _Walker:
             return "?"
         return self.leaf_names[leaf] if leaf < len(self.leaf_names) else str(leaf)
 
+    def scalar(self, dtype: Any, value: Any) -> _Info:
+        """A scalar constant, by its dtype and exact bits (so -0.0 and NaN are exact)."""
+        bits = np.asarray(value).astype(dtype).tobytes()
+        return _Info("S", None, self.intern(("lit", dtype, bits)))
+
     def const(self, val: Any) -> _Info:
         arr = np.asarray(val)
-        if arr.ndim == 0 or (
-            arr.size > 0 and np.array_equal(arr, np.full_like(arr, arr.flat[0]), equal_nan=True)
-        ):
-            first = arr.reshape(-1)[0] if arr.size else arr
-            return _Info(
-                "S", None, self.intern(("lit", str(arr.dtype), repr(np.asarray(first).item())))
-            )
-        key = ("const", str(arr.dtype), arr.shape, hash(arr.tobytes()))
+        if arr.ndim == 0:
+            return self.scalar(arr.dtype, arr)
+        flat = arr.reshape(-1)
+        if flat.size and np.array_equal(arr, np.full_like(arr, flat[0]), equal_nan=True):
+            return self.scalar(arr.dtype, flat[0])  # a uniform array is a splat
+        key = ("const", arr.dtype, arr.shape, hash(arr.tobytes()))
         return _Info("O", None, self.intern(key))
+
+    def literal(self, v: Any) -> _Info:
+        """A jaxpr literal (a scalar of the literal's aval dtype)."""
+        return self.scalar(v.aval.dtype, v.val)
 
     def run(self, jaxpr: Any, consts: list, inputs: list[_Info]) -> list[_Info]:
         env: dict[Any, _Info] = {}
@@ -142,7 +149,7 @@ class _Walker:
 
         def read(v: Any) -> _Info:
             if isinstance(v, jcore.Literal):
-                return self.const(v.val)
+                return self.literal(v)
             return env[v]
 
         for eqn in jaxpr.eqns:
@@ -209,7 +216,7 @@ class _Walker:
             key = (
                 prim,
                 self._params_key(params),
-                str(outs[0].aval.dtype),
+                outs[0].aval.dtype,
                 tuple(i.sig for i in ins),
             )
             return [_Info(kind, leaf, self.intern(key))]
@@ -255,7 +262,7 @@ class _Walker:
                 raise _Refuse(
                     f"`cond` mixes leaf {self.name(kind_leaf)} with an array not tied to a leaf"
                 )
-            key = ("cond", index.sig, str(v.aval.dtype), tuple(a.sig for a in alts))
+            key = ("cond", index.sig, v.aval.dtype, tuple(a.sig for a in alts))
             result.append(_Info(kind, kind_leaf, self.intern(key)))
         return result
 
@@ -325,10 +332,10 @@ def _state_inputs(walker: _Walker, state: Any, roles: list) -> list[_Info]:
     infos = []
     for leaf, (role, kind, i) in zip(jax.tree.leaves(state), roles, strict=True):
         if kind == "P":
-            infos.append(_Info("L", i, walker.intern(("in", role, str(leaf.dtype)))))
+            infos.append(_Info("L", i, walker.intern(("in", role, leaf.dtype))))
         else:
             nd = len(leaf.shape)
-            sig = walker.intern(("in", role, str(leaf.dtype), tuple(leaf.shape)))
+            sig = walker.intern(("in", role, leaf.dtype, tuple(leaf.shape)))
             infos.append(_Info("S" if nd == 0 else "O", None, sig))
     return infos
 
@@ -337,12 +344,10 @@ def _trace(walker: _Walker, tx: Any, skeleton: Any) -> tuple[_Trace, _Trace]:
     """Walks ``tx.init`` and ``tx.update`` on ``skeleton``; raises _Refuse."""
     skel_leaves, treedef = jax.tree.flatten(skeleton)
     param_in = [
-        _Info("L", i, walker.intern(("in", "params", str(x.dtype))))
-        for i, x in enumerate(skel_leaves)
+        _Info("L", i, walker.intern(("in", "params", x.dtype))) for i, x in enumerate(skel_leaves)
     ]
     update_in = [
-        _Info("L", i, walker.intern(("in", "updates", str(x.dtype))))
-        for i, x in enumerate(skel_leaves)
+        _Info("L", i, walker.intern(("in", "updates", x.dtype))) for i, x in enumerate(skel_leaves)
     ]
 
     init_jaxpr, state = jax.make_jaxpr(tx.init, return_shape=True)(skeleton)
