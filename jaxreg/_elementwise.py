@@ -326,6 +326,7 @@ class _Trace(NamedTuple):
     updates: list[_Info]
     state: list[_Info]
     roles: list[tuple[str, str, int]]  # classification of the state leaves
+    layout: tuple  # the state's layout: params-shaped subtrees and the other leaves
 
 
 def _state_inputs(walker: _Walker, state: Any, roles: list) -> list[_Info]:
@@ -340,7 +341,27 @@ def _state_inputs(walker: _Walker, state: Any, roles: list) -> list[_Info]:
     return infos
 
 
-def _trace(walker: _Walker, tx: Any, skeleton: Any) -> tuple[_Trace, _Trace]:
+def _global_inputs(walker: _Walker, tree: Any, prefix: str) -> list[_Info]:
+    infos = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        shape = tuple(np.shape(leaf))
+        key = ("in", prefix + jax.tree_util.keystr(path), jnp.result_type(leaf), shape)
+        infos.append(_Info("S" if not shape else "O", None, walker.intern(key)))
+    return infos
+
+
+def _layout(state: Any, roles: list) -> tuple:
+    out: list = []
+    for leaf, (role, kind, _) in zip(jax.tree.leaves(state), roles, strict=True):
+        if kind == "P":
+            if not out or out[-1] != (role, "P"):
+                out.append((role, "P"))
+        else:
+            out.append((role, tuple(leaf.shape), leaf.dtype))
+    return tuple(out)
+
+
+def _trace(walker: _Walker, tx: Any, skeleton: Any, extra_args: dict) -> tuple[_Trace, _Trace]:
     """Walks ``tx.init`` and ``tx.update`` on ``skeleton``; raises _Refuse."""
     skel_leaves, treedef = jax.tree.flatten(skeleton)
     param_in = [
@@ -352,18 +373,19 @@ def _trace(walker: _Walker, tx: Any, skeleton: Any) -> tuple[_Trace, _Trace]:
 
     init_jaxpr, state = jax.make_jaxpr(tx.init, return_shape=True)(skeleton)
     roles = _classify_state(state, treedef, skel_leaves)
+    layout = _layout(state, roles)
     jaxpr, consts = _closed(init_jaxpr)
     try:
         init_out = walker.run(jaxpr, consts, param_in)
     except _Refuse as e:
         raise _Refuse(f"init: {e}") from None
-    init = _Trace([], init_out, roles)
+    init = _Trace([], init_out, roles, layout)
 
-    def update(u, s, p):
-        return tx.update(u, s, p)
+    def update(u, s, p, e):
+        return tx.update(u, s, p, **e)
 
     upd_jaxpr, (new_updates, new_state) = jax.make_jaxpr(update, return_shape=True)(
-        skeleton, state, skeleton
+        skeleton, state, skeleton, extra_args
     )
     if jax.tree.structure(new_updates) != treedef:
         raise _Refuse("update: the updates it returns do not have the structure of the params")
@@ -371,11 +393,12 @@ def _trace(walker: _Walker, tx: Any, skeleton: Any) -> tuple[_Trace, _Trace]:
         raise _Refuse("update: the state it returns does not have the structure of its input state")
     jaxpr, consts = _closed(upd_jaxpr)
     try:
-        outs = walker.run(jaxpr, consts, update_in + _state_inputs(walker, state, roles) + param_in)
+        ins = update_in + _state_inputs(walker, state, roles) + param_in
+        outs = walker.run(jaxpr, consts, ins + _global_inputs(walker, extra_args, "extra"))
     except _Refuse as e:
         raise _Refuse(f"update: {e}") from None
     n = len(skel_leaves)
-    return init, _Trace(outs[:n], outs[n:], roles)
+    return init, _Trace(outs[:n], outs[n:], roles, layout)
 
 
 def _check_outputs(walker: _Walker, trace: _Trace, what: str, buffer_of_leaf: list) -> dict:
@@ -417,18 +440,9 @@ def _check_outputs(walker: _Walker, trace: _Trace, what: str, buffer_of_leaf: li
     return {"buffers": {k: v[0] for k, v in sigs.items()}, "globals": globals_}
 
 
-def _layout_roles(roles: list) -> list:
-    seen: list = []
-    for role, kind, _ in roles:
-        if kind == "P":
-            if not seen or seen[-1] != (role, "P"):
-                seen.append((role, "P"))
-        else:
-            seen.append((role, "G"))
-    return seen
-
-
-def prove_elementwise(tx: Any, skeleton: Any, buffer_of_leaf: list[str]) -> str | None:
+def prove_elementwise(
+    tx: Any, skeleton: Any, buffer_of_leaf: list[str], *, extra_args: dict | None = None
+) -> str | None:
     """Proves that ``tx`` run on the per-buffer flat dict equals ``tx`` run per leaf.
 
     Traces ``tx.init`` and ``tx.update`` (with :func:`jax.make_jaxpr`, public
@@ -447,6 +461,9 @@ def prove_elementwise(tx: Any, skeleton: Any, buffer_of_leaf: list[str]) -> str 
         without extra arguments).
       skeleton: the params pytree, leaves :class:`jax.ShapeDtypeStruct` (or arrays).
       buffer_of_leaf: the buffer key of each leaf of ``jax.tree.leaves(skeleton)``.
+      extra_args: keyword arguments for ``tx.update`` of a
+        ``GradientTransformationExtraArgs`` (e.g. ``{"value": loss}``), as arrays or
+        :class:`jax.ShapeDtypeStruct`; treated as global inputs.
 
     Returns:
       ``None`` when the flat run gives every leaf exactly its per-leaf result;
@@ -463,7 +480,8 @@ def prove_elementwise(tx: Any, skeleton: Any, buffer_of_leaf: list[str]) -> str 
       update: `reduce_sum` is applied to leaf ['b']'s data (not elementwise)
     """
     skel_leaves, treedef = jax.tree.flatten(skeleton)
-    skel_leaves = [jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in skel_leaves]
+    skel_leaves = [jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)) for x in skel_leaves]
+    extra_args = dict(extra_args or {})
     skeleton = jax.tree.unflatten(treedef, skel_leaves)
     buffer_of_leaf = list(buffer_of_leaf)
     if len(buffer_of_leaf) != len(skel_leaves):
@@ -488,7 +506,7 @@ def prove_elementwise(tx: Any, skeleton: Any, buffer_of_leaf: list[str]) -> str 
 
     walker = _Walker(names)
     try:
-        leaf_init, leaf_update = _trace(walker, tx, skeleton)
+        leaf_init, leaf_update = _trace(walker, tx, skeleton, extra_args)
         got_init = _check_outputs(walker, leaf_init, "init", buffer_of_leaf)
         got_update = _check_outputs(walker, leaf_update, "update", buffer_of_leaf)
     except _Refuse as e:
@@ -496,12 +514,12 @@ def prove_elementwise(tx: Any, skeleton: Any, buffer_of_leaf: list[str]) -> str 
 
     walker.leaf_names = [f"buffer {k!r}" for k in flat_keys]
     try:
-        flat_init, flat_update = _trace(walker, tx, flat_skel)
+        flat_init, flat_update = _trace(walker, tx, flat_skel, extra_args)
     except _Refuse as e:
         return f"on the flat buffers: {e}"
     except Exception as e:
         return f"on the flat buffers, tracing raised {type(e).__name__}: {e}"
-    if _layout_roles(flat_update.roles) != _layout_roles(leaf_update.roles):
+    if flat_update.layout != leaf_update.layout:
         return "the state on the flat buffers has a different structure from the per-leaf state"
     try:
         want_init = _check_outputs(walker, flat_init, "init", flat_keys)

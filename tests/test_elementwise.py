@@ -76,7 +76,7 @@ def _bits(x):
     return x.view(np.uint16 if x.dtype.itemsize == 2 else np.uint32)
 
 
-def _assert_same_run(tx, steps=3):
+def _assert_same_run(tx, steps=3, **extra):
     params = _params()
     keys = _buffers(params)
     flat_params = _flatten(params, keys)
@@ -84,8 +84,8 @@ def _assert_same_run(tx, steps=3):
     state, flat_state = tx.init(params), tx.init(flat_params)
     for step in range(steps):
         g = _grads(params, step)
-        u, state = update(g, state, params)
-        fu, flat_state = update(_flatten(g, keys), flat_state, flat_params)
+        u, state = update(g, state, params, **extra)
+        fu, flat_state = update(_flatten(g, keys), flat_state, flat_params, **extra)
         for want, got in zip(
             jax.tree.leaves(u), jax.tree.leaves(_unflatten(fu, params, keys)), strict=True
         ):
@@ -118,6 +118,10 @@ PROVEN = {
     "chain_adam_scale": lambda: optax.chain(optax.adam(1e-2), optax.scale(-1.0)),
     "scale_by_schedule": lambda: optax.scale_by_schedule(optax.linear_schedule(1.0, 0.1, 5)),
     "inject_adam": lambda: optax.inject_hyperparams(optax.adam)(learning_rate=1e-2),
+    "inject_adam_schedule": lambda: optax.inject_hyperparams(optax.adam)(
+        learning_rate=optax.cosine_decay_schedule(1e-2, 10)
+    ),
+    "adam_mu_bf16": lambda: optax.adam(1e-2, mu_dtype=jnp.bfloat16),
     "sign_sgd": lambda: optax.chain(optax.scale_by_sign(), optax.scale(-1e-2)),
     "clip": lambda: optax.chain(optax.clip(0.2), optax.sgd(1e-2)),
     "multi_steps_adam": lambda: optax.MultiSteps(optax.adam(1e-2), every_k_schedule=2),
@@ -327,3 +331,31 @@ def test_many_leaves_is_fast():
     start = time.perf_counter()
     assert prove_elementwise(optax.adam(1e-2), skel, ["float32"] * 200) is None
     assert time.perf_counter() - start < 20.0  # generous: the machine is shared
+
+
+def test_extra_args():
+    tx = optax.chain(optax.adam(1e-2), optax.contrib.reduce_on_plateau(patience=1, factor=0.5))
+    params = _params()
+    value = jax.ShapeDtypeStruct((), jnp.float32)
+    assert (
+        prove_elementwise(tx, _skeleton(params), _buffers(params), extra_args={"value": value})
+        is None
+    )
+    _assert_same_run(tx, steps=4, value=jnp.asarray(1.0, jnp.float32))
+    with pytest.raises(TypeError, match="value"):  # the per-leaf step fails the same way
+        prove_elementwise(tx, _skeleton(params), _buffers(params))
+
+
+def test_state_layout_depends_on_tree():
+    def init(p):
+        return {"per_leaf": jnp.zeros(len(jax.tree.leaves(p)))}
+
+    tx = optax.GradientTransformation(init, lambda u, s, p=None: (u, s))
+    params = _params()
+    reason = prove_elementwise(tx, _skeleton(params), _buffers(params))
+    assert reason is not None and "different structure" in reason
+
+
+def test_python_float_leaf():
+    skel = {"w": jax.ShapeDtypeStruct((3,), jnp.float32), "t": 1.5}
+    assert prove_elementwise(optax.adam(1e-2), skel, ["float32", "float32"]) is None
