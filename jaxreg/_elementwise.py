@@ -78,6 +78,10 @@ _CALLS = {
     "remat2": "jaxpr",
     "checkpoint": "jaxpr",
 }
+# Boolean all-reductions: exact in any order and grouping, so "all leaves
+# finite" equals "all buffers finite" (optax.apply_if_finite, zero_nans flags).
+_REDUCE_OP = {"reduce_and": "and", "reduce_or": "or"}
+_BINARY_OP = {"and": "and", "or": "or"}
 # Identity-like primitives (sharding annotations) that keep values as they are.
 _IDENTITY = frozenset(["sharding_constraint", "mesh_cast", "optimization_barrier"])
 # Parameters that depend on the shape of the operand, not on what is computed.
@@ -86,12 +90,18 @@ _SHAPE_PARAMS = frozenset(
 )
 
 
+def _axes(eqn: Any) -> tuple:
+    return tuple(eqn.params.get("axes", ()))
+
+
 class _Refuse(Exception):
     """Internal: the proof fails; the message is the reason."""
 
 
 class _Info(NamedTuple):
-    kind: str  # "L" (one leaf's data), "S" (scalar or splat), "O" (other global array)
+    # "L" (one leaf's data), "S" (scalar or splat), "O" (other global array),
+    # "A" (a boolean and/or over whole leaves, see _Walker.reduction)
+    kind: str
     leaf: int | None  # the leaf index for kind "L"
     sig: int  # hash-consed signature
 
@@ -109,6 +119,9 @@ class _Walker:
     def __init__(self, leaf_names: list[str]) -> None:
         self.table: dict[Any, int] = {}
         self.leaf_names = leaf_names
+        self.buffer_of_leaf: list = []
+        # sig of an "A" value -> (op, frozenset of (leaf, sig of the reduced data), uniform)
+        self.reductions: dict[int, tuple[str, frozenset, bool]] = {}
 
     def intern(self, key: Any) -> int:
         sig = self.table.get(key)
@@ -181,6 +194,11 @@ class _Walker:
         if prim in _IDENTITY and len(ins) == len(outs):
             return list(ins)
 
+        reduced = self._reduce(eqn, prim, ins)
+        if reduced is not None:
+            return reduced
+        ins = [self.finalize(i) if i.kind == "A" else i for i in ins]
+
         leaf = self._leaf_of(prim, ins)
 
         shape = outs[0].aval.shape if len(outs) == 1 and hasattr(outs[0].aval, "shape") else None
@@ -240,7 +258,75 @@ class _Walker:
             result.append(_Info(kind, None, self.intern((base, k, str(aval)))))
         return result
 
+    def _reduction(self, op: str, parts: frozenset, uniform: bool) -> _Info:
+        sig = self.intern(("A", op, parts, uniform))
+        self.reductions[sig] = (op, parts, uniform)
+        return _Info("A", None, sig)
+
+    def _reduce(self, eqn: Any, prim: str, ins: list[_Info]) -> list[_Info] | None:
+        """Tracks boolean and/or reductions over whole leaves; None if ``eqn`` is not one."""
+        if len(eqn.outvars) != 1:
+            return None
+        aval = eqn.invars[0].aval if eqn.invars else None
+        first = ins[0] if ins else None
+        if prim in _REDUCE_OP and first is not None and first.kind in ("L", "A"):
+            op = _REDUCE_OP[prim]
+            whole = tuple(_axes(eqn)) == tuple(range(len(aval.shape)))
+            if first.kind == "L" and whole and aval.dtype == np.bool_:
+                return [self._reduction(op, frozenset([(first.leaf, first.sig)]), True)]
+            if first.kind == "A":
+                a_op, parts, uniform = self.reductions[first.sig]
+                if a_op == op and (whole or uniform):
+                    return [self._reduction(op, parts, True)]
+            return None
+        if not any(i.kind == "A" for i in ins):
+            return None
+        infos = [self.reductions[i.sig] if i.kind == "A" else None for i in ins]
+        if prim in _SHAPING and first is not None and first.kind == "A":
+            out_shape = tuple(eqn.outvars[0].aval.shape)
+            if infos[0][2] or tuple(aval.shape) == out_shape:
+                return [first]  # a broadcast (or no-op reshape) of an and/or
+            return None
+        if prim == "concatenate" and all(i is not None for i in infos):
+            ops = {i[0] for i in infos}
+            if len(ops) == 1:
+                parts = frozenset().union(*(i[1] for i in infos))
+                return [self._reduction(ops.pop(), parts, False)]
+            return None
+        if prim in _BINARY_OP and all(i is not None and i[2] for i in infos):
+            op = _BINARY_OP[prim]
+            if all(i[0] == op for i in infos):
+                return [self._reduction(op, frozenset().union(*(i[1] for i in infos)), True)]
+        return None
+
+    def finalize(self, info: _Info) -> _Info:
+        """An "A" value used as a global: checks that it covers whole buffers.
+
+        A reduction over every leaf of a buffer, each reducing the same
+        expression, equals the reduction over the buffer; anything else (some
+        leaves of a buffer, or leaves reducing different expressions) refuses.
+        """
+        op, parts, uniform = self.reductions[info.sig]
+        if not uniform:  # a vector of per-leaf flags: its layout is the tree's
+            return _Info("O", None, self.intern(("A-vector", object())))
+        by_expr: dict[int, set] = {}
+        for leaf, expr in parts:
+            by_expr.setdefault(expr, set()).add(leaf)
+        canonical = set()
+        for expr, leaves in by_expr.items():
+            for buf in {self.buffer_of_leaf[i] for i in leaves}:
+                members = {i for i, b in enumerate(self.buffer_of_leaf) if b == buf}
+                if not members <= leaves:
+                    missing = min(members - leaves)
+                    raise _Refuse(
+                        f"`reduce_{op}` covers some leaves of buffer {buf!r} but not "
+                        f"leaf {self.name(missing)} (or reduces it differently)"
+                    )
+                canonical.add((buf, expr))
+        return _Info("S", None, self.intern(("all", op, frozenset(canonical))))
+
     def _cond(self, eqn: Any, ins: list[_Info]) -> list[_Info]:
+        ins = [ins[0] if ins[0].kind != "A" else self.finalize(ins[0]), *ins[1:]]
         index, ops = ins[0], ins[1:]
         if index.kind == "L":
             raise _Refuse(f"`cond` chooses a branch from leaf {self.name(index.leaf)}'s data")
@@ -407,7 +493,7 @@ def _check_outputs(walker: _Walker, trace: _Trace, what: str, buffer_of_leaf: li
     globals_: list[int] = []
 
     def check(role: str, info: _Info, i: int) -> None:
-        if info.kind == "O":
+        if info.kind in ("O", "A"):
             raise _Refuse(
                 f"{what}: {role} of leaf {walker.name(i)} is not computed elementwise "
                 "from that leaf"
@@ -436,6 +522,8 @@ def _check_outputs(walker: _Walker, trace: _Trace, what: str, buffer_of_leaf: li
                     f"{what}: state {role[len('global') :] or '(root)'} depends on the data of "
                     f"leaf {walker.name(info.leaf)} (a norm, a reduction or a flag over parameters)"
                 )
+            if info.kind == "A":
+                info = walker.finalize(info)
             globals_.append(info.sig)
     return {"buffers": {k: v[0] for k, v in sigs.items()}, "globals": globals_}
 
@@ -505,6 +593,7 @@ def prove_elementwise(
     flat_keys = sorted(flat_skel)  # the order jax flattens a dict in
 
     walker = _Walker(names)
+    walker.buffer_of_leaf = buffer_of_leaf
     try:
         leaf_init, leaf_update = _trace(walker, tx, skeleton, extra_args)
         got_init = _check_outputs(walker, leaf_init, "init", buffer_of_leaf)
@@ -513,6 +602,7 @@ def prove_elementwise(
         return str(e)
 
     walker.leaf_names = [f"buffer {k!r}" for k in flat_keys]
+    walker.buffer_of_leaf = flat_keys
     try:
         flat_init, flat_update = _trace(walker, tx, flat_skel, extra_args)
     except _Refuse as e:

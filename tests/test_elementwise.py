@@ -59,13 +59,15 @@ def _unflatten(flat, like, keys):
     return jax.tree.unflatten(treedef, out)
 
 
-def _grads(params, step):
+def _grads(params, step, nan_step=None):
     rng = np.random.default_rng(100 + step)
 
     def one(x):
         g = rng.normal(size=x.shape) * 0.3
         if x.size > 1:
             g.flat[0] = 0.0  # an exact zero gradient too
+            if step == nan_step:
+                g.flat[1] = np.nan
         return jnp.asarray(g, x.dtype)
 
     return jax.tree.map(one, params)
@@ -76,14 +78,14 @@ def _bits(x):
     return x.view(np.uint16 if x.dtype.itemsize == 2 else np.uint32)
 
 
-def _assert_same_run(tx, steps=3, **extra):
+def _assert_same_run(tx, steps=3, nan_step=None, **extra):
     params = _params()
     keys = _buffers(params)
     flat_params = _flatten(params, keys)
     update = jax.jit(tx.update)
     state, flat_state = tx.init(params), tx.init(flat_params)
     for step in range(steps):
-        g = _grads(params, step)
+        g = _grads(params, step, nan_step)
         u, state = update(g, state, params, **extra)
         fu, flat_state = update(_flatten(g, keys), flat_state, flat_params, **extra)
         for want, got in zip(
@@ -208,7 +210,18 @@ PROVEN["where_clip_nan_to_num"] = lambda: _elementwise_map(
 )
 
 
+def _finite_kernel_only():
+    """Skips every update when one leaf is not finite: a reduction over part of a buffer."""
+
+    def update(u, s, p=None):
+        ok = jnp.all(jnp.isfinite(u["dense"]["kernel"]))
+        return jax.tree.map(lambda x: jnp.where(ok, x, jnp.zeros_like(x)), u), s
+
+    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+
+
 REFUSED = {
+    "finite_over_some_leaves": (_finite_kernel_only, "covers some leaves of buffer 'float32'"),
     # A scalar computed from the leaf's shape: every leaf in a buffer would need
     # the same one, and the flat buffer has another shape.
     "divide_by_count": (
@@ -234,7 +247,6 @@ REFUSED = {
     "lamb": (lambda: optax.lamb(1e-2), "reduce_sum"),
     "lars": (lambda: optax.lars(1e-2), "reduce_sum"),
     "adafactor": (lambda: optax.adafactor(1e-2), "update"),
-    "apply_if_finite": (lambda: optax.apply_if_finite(optax.adam(1e-2), 3), "reduce_and"),
     "per_leaf_decay_mask": (
         lambda: optax.chain(
             optax.adam(1e-2),
@@ -359,3 +371,11 @@ def test_state_layout_depends_on_tree():
 def test_python_float_leaf():
     skel = {"w": jax.ShapeDtypeStruct((3,), jnp.float32), "t": 1.5}
     assert prove_elementwise(optax.adam(1e-2), skel, ["float32", "float32"]) is None
+
+
+def test_apply_if_finite_all_reduction():
+    # "every leaf finite" is an and over leaves: exact on buffers too.
+    tx = optax.apply_if_finite(optax.adam(1e-2), max_consecutive_errors=1)
+    params = _params()
+    assert prove_elementwise(tx, _skeleton(params), _buffers(params)) is None
+    _assert_same_run(tx, steps=4, nan_step=1)
