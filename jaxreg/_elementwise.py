@@ -27,7 +27,15 @@ gathers, dots, sorts, scans, loops, a ``cond`` on a parameter-dependent
 predicate, a combination of two leaves, an ``O`` array such as a non-uniform
 constant or a state array outside a params-shaped subtree) refuses the proof.
 So does any value derived from parameter data that reaches the non-params
-state (a global norm, an all-finite flag): conservative by design.
+state (a global norm, a per-leaf scale): conservative by design.
+
+One exception, because it is exact in any grouping: a boolean ``and``/``or``
+reduction over whole leaves (``jnp.all(jnp.isfinite(u))`` per leaf, combined
+over the tree, as in ``optax.apply_if_finite``). It is kind ``A`` while it is
+combined, and becomes a global ``S`` value once used, provided it covers every
+leaf of each buffer it touches with one expression: then it equals the same
+reduction over the buffers. A ``cond`` on such a value, or on a step counter
+(``optax.MultiSteps``), is allowed when its branches pass.
 
 Then (1) each output leaf (new updates, params-shaped state) depends only on its
 own leaf, (2) every leaf of one buffer has the same signature, and (3) tracing
@@ -36,8 +44,10 @@ same signature, and identical signatures for the rest of the state. (3) is what
 catches a transform that looks at the tree it is given (a mask function, an
 ``ndim`` test): it is judged on the flat dict, as ``flat`` will run it.
 
-Signatures are compared structurally, so the same expression evaluated by XLA
-on a leaf or on a buffer gives the same bits.
+What it proves is jaxpr-level: the flat step evaluates, per element, the very
+expression (primitives, constants, dtypes) the per-leaf step evaluates. XLA then
+compiles one elementwise expression for both; tests/test_elementwise.py checks
+that every proven transform is bitwise equal on the CPU.
 """
 
 from __future__ import annotations
@@ -541,8 +551,10 @@ def prove_elementwise(
     one buffer is computed by the same expression (same primitives, constants
     and dtypes), and (3) the flat trace computes each buffer with exactly that
     expression, and the rest of the state identically. Conservative: any
-    reduction, reshape, cross-leaf value, control flow on parameter data or a
-    global value derived from parameters (e.g. a global norm) refuses.
+    reduction (except a boolean and/or over whole buffers, as in
+    ``optax.apply_if_finite``), reshape, cross-leaf value, control flow on
+    parameter data or a global value derived from parameters (a global norm)
+    refuses.
 
     Args:
       tx: an ``optax.GradientTransformation`` (or ``...ExtraArgs``; traced
