@@ -557,8 +557,8 @@ def prove_elementwise(
     refuses.
 
     Args:
-      tx: an ``optax.GradientTransformation`` (or ``...ExtraArgs``; traced
-        without extra arguments).
+      tx: an ``optax.GradientTransformation`` (or ``...ExtraArgs``, traced with
+        ``extra_args``).
       skeleton: the params pytree, leaves :class:`jax.ShapeDtypeStruct` (or arrays).
       buffer_of_leaf: the buffer key of each leaf of ``jax.tree.leaves(skeleton)``.
       extra_args: keyword arguments for ``tx.update`` of a
