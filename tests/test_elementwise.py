@@ -98,7 +98,7 @@ def _assert_same_run(tx, steps=3, nan_step=None, **extra):
     for want, got in zip(
         jax.tree.leaves(params),
         jax.tree.leaves(_unflatten(flat_params, params, keys)),
-        strict=False,
+        strict=True,
     ):
         np.testing.assert_array_equal(_bits(want), _bits(got))
 
@@ -141,6 +141,9 @@ PROVEN = {
     "jaxreg_proximal_adam": lambda: jaxreg.proximal_adam(1e-2, l1=0.5),
     "jaxreg_proximal_sgd": lambda: jaxreg.proximal_sgd(1e-2, l1=0.5, momentum=0.9),
     "jaxreg_ftrl": lambda: jaxreg.ftrl(0.1, l1=0.1),
+    "jaxreg_proximal_adagrad": lambda: jaxreg.proximal_adagrad(0.1, l1=0.1),
+    "radam": lambda: optax.radam(1e-2),
+    "rprop": lambda: optax.rprop(1e-2),
 }
 
 
