@@ -104,6 +104,12 @@ def _axes(eqn: Any) -> tuple:
     return tuple(eqn.params.get("axes", ()))
 
 
+def _transposes(eqn: Any) -> bool:
+    """Whether a ``reshape`` permutes its operand first (``dimensions=``)."""
+    dims = eqn.params.get("dimensions") if eqn.primitive.name == "reshape" else None
+    return dims is not None and tuple(dims) != tuple(range(len(dims)))
+
+
 class _Refuse(Exception):
     """Internal: the proof fails; the message is the reason."""
 
@@ -216,12 +222,12 @@ class _Walker:
         if prim in _SHAPING and len(ins) >= 1 and shape is not None:
             x = ins[0]
             in_shape = getattr(eqn.invars[0].aval, "shape", ())
-            if tuple(in_shape) == tuple(shape):
+            if tuple(in_shape) == tuple(shape) and not _transposes(eqn):
                 return [x]  # nothing moves
             if x.kind == "S" and all(i.kind == "S" for i in ins):
                 return [x]  # a scalar broadcast or reshaped is the same splat
             if x.kind == "L":
-                raise _Refuse(f"`{prim}` changes the shape of leaf {self.name(leaf)}'s data")
+                raise _Refuse(f"`{prim}` reshapes or permutes leaf {self.name(leaf)}'s data")
             # global data: fall through to the generic global rule
 
         if prim in _ELEMENTWISE and shape is not None:
@@ -294,7 +300,7 @@ class _Walker:
         infos = [self.reductions[i.sig] if i.kind == "A" else None for i in ins]
         if prim in _SHAPING and first is not None and first.kind == "A":
             out_shape = tuple(eqn.outvars[0].aval.shape)
-            if infos[0][2] or tuple(aval.shape) == out_shape:
+            if infos[0][2] or (tuple(aval.shape) == out_shape and not _transposes(eqn)):
                 return [first]  # a broadcast (or no-op reshape) of an and/or
             return None
         if prim == "concatenate" and all(i is not None for i in infos):

@@ -382,3 +382,14 @@ def test_apply_if_finite_all_reduction():
     params = _params()
     assert prove_elementwise(tx, _skeleton(params), _buffers(params)) is None
     _assert_same_run(tx, steps=4, nan_step=1)
+
+
+def test_permuting_reshape_refused():
+    # lax.reshape(x, x.shape, dimensions=(1, 0)) transposes a square leaf.
+    def update(u, s, p=None):
+        return jax.tree.map(lambda x: jax.lax.reshape(x, x.shape, dimensions=(1, 0)), u), s
+
+    tx = optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+    skel = {"w": jax.ShapeDtypeStruct((3, 3), jnp.float32)}
+    reason = prove_elementwise(tx, skel, ["float32"])
+    assert reason is not None and "`reshape`" in reason, reason
