@@ -104,6 +104,10 @@ def _axes(eqn: Any) -> tuple:
     return tuple(eqn.params.get("axes", ()))
 
 
+def _same_structure(tree: Any, treedef: Any) -> bool:
+    return bool(jax.tree.structure(tree) == treedef)
+
+
 def _transposes(eqn: Any) -> bool:
     """Whether a ``reshape`` permutes its operand first (``dimensions=``)."""
     dims = eqn.params.get("dimensions") if eqn.primitive.name == "reshape" else None
@@ -188,7 +192,7 @@ class _Walker:
         return [read(v) for v in jaxpr.outvars]
 
     def _leaf_of(self, prim: str, ins: list[_Info]) -> int | None:
-        leaves = {i.leaf for i in ins if i.kind == "L"}
+        leaves = {i.leaf for i in ins if i.kind == "L" and i.leaf is not None}
         if len(leaves) > 1:
             a, b = sorted(leaves)[:2]
             raise _Refuse(f"`{prim}` combines leaves {self.name(a)} and {self.name(b)}")
@@ -281,13 +285,14 @@ class _Walker:
 
     def _reduce(self, eqn: Any, prim: str, ins: list[_Info]) -> list[_Info] | None:
         """Tracks boolean and/or reductions over whole leaves; None if ``eqn`` is not one."""
-        if len(eqn.outvars) != 1:
+        if len(eqn.outvars) != 1 or not ins:
             return None
-        aval = eqn.invars[0].aval if eqn.invars else None
-        first = ins[0] if ins else None
-        if prim in _REDUCE_OP and first is not None and first.kind in ("L", "A"):
+        first = ins[0]
+        aval: Any = eqn.invars[0].aval
+        in_shape = tuple(getattr(aval, "shape", ()))
+        if prim in _REDUCE_OP and first.kind in ("L", "A"):
             op = _REDUCE_OP[prim]
-            whole = tuple(_axes(eqn)) == tuple(range(len(aval.shape)))
+            whole = _axes(eqn) == tuple(range(len(in_shape)))
             if first.kind == "L" and whole and aval.dtype == np.bool_:
                 return [self._reduction(op, frozenset([(first.leaf, first.sig)]), True)]
             if first.kind == "A":
@@ -297,22 +302,24 @@ class _Walker:
             return None
         if not any(i.kind == "A" for i in ins):
             return None
-        infos = [self.reductions[i.sig] if i.kind == "A" else None for i in ins]
-        if prim in _SHAPING and first is not None and first.kind == "A":
+        if prim in _SHAPING and first.kind == "A":
+            uniform = self.reductions[first.sig][2]
             out_shape = tuple(eqn.outvars[0].aval.shape)
-            if infos[0][2] or (tuple(aval.shape) == out_shape and not _transposes(eqn)):
+            if uniform or (in_shape == out_shape and not _transposes(eqn)):
                 return [first]  # a broadcast (or no-op reshape) of an and/or
             return None
-        if prim == "concatenate" and all(i is not None for i in infos):
-            ops = {i[0] for i in infos}
-            if len(ops) == 1:
-                parts = frozenset().union(*(i[1] for i in infos))
-                return [self._reduction(ops.pop(), parts, False)]
+        if not all(i.kind == "A" for i in ins):
             return None
-        if prim in _BINARY_OP and all(i is not None and i[2] for i in infos):
-            op = _BINARY_OP[prim]
-            if all(i[0] == op for i in infos):
-                return [self._reduction(op, frozenset().union(*(i[1] for i in infos)), True)]
+        infos = [self.reductions[i.sig] for i in ins]
+        ops = {i[0] for i in infos}
+        if len(ops) != 1:
+            return None
+        op = ops.pop()
+        parts = frozenset().union(*(i[1] for i in infos))
+        if prim == "concatenate":
+            return [self._reduction(op, parts, False)]
+        if _BINARY_OP.get(prim) == op and all(i[2] for i in infos):
+            return [self._reduction(op, parts, True)]
         return None
 
     def finalize(self, info: _Info) -> _Info:
@@ -489,9 +496,9 @@ def _trace(walker: _Walker, tx: Any, skeleton: Any, extra_args: dict) -> tuple[_
     upd_jaxpr, (new_updates, new_state) = jax.make_jaxpr(update, return_shape=True)(
         skeleton, state, skeleton, extra_args
     )
-    if jax.tree.structure(new_updates) != treedef:
+    if not _same_structure(new_updates, treedef):
         raise _Refuse("update: the updates it returns do not have the structure of the params")
-    if jax.tree.structure(new_state) != jax.tree.structure(state):
+    if not _same_structure(new_state, jax.tree.structure(state)):
         raise _Refuse("update: the state it returns does not have the structure of its input state")
     jaxpr, consts = _closed(upd_jaxpr)
     try:
