@@ -89,7 +89,7 @@ _CALLS = {
     "checkpoint": "jaxpr",
 }
 # Boolean all-reductions: exact in any order and grouping, so "all leaves
-# finite" equals "all buffers finite" (optax.apply_if_finite, zero_nans flags).
+# finite" equals "all buffers finite" (optax.apply_if_finite).
 _REDUCE_OP = {"reduce_and": "and", "reduce_or": "or"}
 _BINARY_OP = {"and": "and", "or": "or"}
 # Identity-like primitives (sharding annotations) that keep values as they are.
@@ -120,7 +120,7 @@ class _Refuse(Exception):
 
 class _Info(NamedTuple):
     # "L" (one leaf's data), "S" (scalar or splat), "O" (other global array),
-    # "A" (a boolean and/or over whole leaves, see _Walker.reduction)
+    # "A" (a boolean and/or over whole leaves, see _Walker._reduce)
     kind: str
     leaf: int | None  # the leaf index for kind "L"
     sig: int  # hash-consed signature
