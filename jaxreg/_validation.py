@@ -161,7 +161,17 @@ def resolve_mask(mask: Any, tree: Any) -> Any:
     if isinstance(mask_tree, jax.Array | np.ndarray):
         raise ValueError(f"{MASK_RULE}; the mask function returned an array.")
     _check_mask_leaves(mask_tree)
-    check_prefix("mask", mask_tree, tree)
+    try:
+        check_prefix("mask", mask_tree, tree)
+    except ValueError:
+        # Same parameter paths in another container (nnx.State of Param boxes vs the
+        # plain arrays nnx.Optimizer updates, a plain dict): matched path by path.
+        from jaxreg import _masks
+
+        matched = _masks.match_by_path(mask_tree, tree)
+        if matched is None:
+            raise
+        return matched
     return mask_tree
 
 
