@@ -285,8 +285,8 @@ class PathMask:
     Not a pytree (so jaxreg, optax and equinox all take it for a function). Model
     state (``nnx.Variable`` s that are not ``nnx.Param``, linen collections other
     than ``"params"``) is never selected. The result has the structure of the
-    params, with one Python bool per array (per ``nnx.Variable`` box at ``nnx.Optimizer``'s init, which is a prefix of the
-    params and so also accepted).
+    params, with one Python bool per array (per ``nnx.Variable`` box at
+    ``nnx.Optimizer``'s init, which is a prefix of the params and so also accepted).
     """
 
     def __init__(self, rule: Callable[[list[_Entry]], list[bool]], description: str):
