@@ -155,6 +155,25 @@ def _check_mask_leaves(mask_tree: Any) -> None:
             )
 
 
+def _check_no_none_over_params(mask_tree: Any, tree: Any) -> None:
+    """A ``None`` in a mask is fine where the params have ``None``; elsewhere it is refused.
+
+    Called once ``mask_tree`` is known to be a prefix of ``tree``.
+    """
+    jax.tree_util.tree_map_with_path(
+        _none_over_params, mask_tree, tree, is_leaf=lambda x: x is None
+    )
+
+
+def _none_over_params(path: Any, mask_leaf: Any, sub: Any) -> None:
+    if mask_leaf is None and jax.tree.leaves(sub):
+        raise ValueError(
+            f"{MASK_RULE}; the mask has None at {jax.tree_util.keystr(path)} where the params "
+            "have arrays. Use False to leave them unregularized (None is only allowed where "
+            "the params are None too)."
+        )
+
+
 def resolve_mask(mask: Any, tree: Any) -> Any:
     """Turns a mask spec into a pytree of Python bools that is a prefix of ``tree``."""
     mask_tree = mask(tree) if is_schedule(mask) else mask
@@ -172,6 +191,7 @@ def resolve_mask(mask: Any, tree: Any) -> Any:
         if matched is None:
             raise
         return matched
+    _check_no_none_over_params(mask_tree, tree)
     return mask_tree
 
 

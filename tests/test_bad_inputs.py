@@ -465,7 +465,8 @@ bad(
 bad(
     "kernels_only",
     "selects-nothing",
-    lambda: jaxreg.l1_penalty(P, 0.1, mask=jaxreg.kernels_only()),
+    # ("w"/"b" of P are Haiku's kernel/bias names: a tree with no kernel at all.)
+    lambda: jaxreg.l1_penalty({"bias": P["b"], "scale": P["b"]}, 0.1, mask=jaxreg.kernels_only()),
     "mask",
     r"selects no parameter",
 )
