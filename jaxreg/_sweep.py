@@ -180,15 +180,24 @@ def strength_sweep(
     def data_loss(p, x, yb):
         return jnp.mean(loss_fn(apply(p, x), yb))
 
-    def step(p, state, strength, batch):
+    def make_tx(strength):
         tx = optimizer(strength)
+        if not isinstance(tx, optax.GradientTransformation):
+            raise ValueError(
+                "`optimizer` must be a function strength -> optax.GradientTransformation; it "
+                f"returned {type(tx).__name__}."
+            )
+        return tx
+
+    def step(p, state, strength, batch):
+        tx = make_tx(strength)
         loss, grads = jax.value_and_grad(data_loss)(p, *batch)
         updates, state = tx.update(grads, state, p)
         return optax.apply_updates(p, updates), state, loss
 
     k = strengths.shape[0]
     stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (k, *jnp.shape(x))), params)
-    states = jax.vmap(lambda p, s: optimizer(s).init(p))(stacked, strengths)
+    states = jax.vmap(lambda p, s: make_tx(s).init(p))(stacked, strengths)
     vstep = jax.vmap(step, in_axes=(0, 0, 0, None))
 
     def scan_body(carry, batch):

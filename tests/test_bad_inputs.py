@@ -1054,3 +1054,16 @@ bad(
     "example_input",
     r"needed",
 )
+bad(
+    "strength_sweep",
+    "optimizer-returns-None",
+    lambda: jaxreg.strength_sweep(
+        lambda p, x: x @ p["w"],
+        {"w": jnp.ones((3, 2))},
+        (jnp.ones((2, 4, 3)), jnp.zeros((2, 4), jnp.int32)),
+        jnp.array([0.0, 0.1]),
+        optimizer=lambda s: None,
+    ),
+    "optimizer",
+    r"returned NoneType",
+)

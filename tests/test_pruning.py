@@ -364,3 +364,27 @@ def test_trace_checks_the_activation():
         jaxreg.prune_dense(params, module=model, example_input=x)  # relu assumed
     _, report = jaxreg.prune_dense(params, module=model, example_input=x, activation=jax.nn.sigmoid)
     assert report.features_after == (5, 2)
+
+
+class Wrapper(nn.Module):
+    """The MLP is a submodule: its Dense layers live at ``mlp/Dense_i``."""
+
+    @nn.compact
+    def __call__(self, x):
+        return MLP((6, 5, 2), dtype=jnp.float32, name="mlp")(x)
+
+
+def test_linen_nested_module_traced():
+    model = Wrapper()
+    x = jnp.asarray(np.random.default_rng(10).normal(size=(8, IN)), jnp.float32)
+    params = model.init(jax.random.key(0), x)
+    k = np.array(params["params"]["mlp"]["Dense_1"]["kernel"])
+    k[:, [0, 4]] = 0.0
+    params["params"]["mlp"]["Dense_1"]["kernel"] = jnp.asarray(k)
+    pruned, report = jaxreg.prune_dense(params, module=model, example_input=x)
+    assert report.features_after == (6, 3, 2)
+    after = MLP(report.features_after, dtype=jnp.float32).apply(
+        {"params": pruned["params"]["mlp"]}, x
+    )
+    before = model.apply(params, x)
+    assert float(np.max(np.abs(np.asarray(after) - np.asarray(before)))) <= 1e-6
