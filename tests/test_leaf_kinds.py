@@ -179,3 +179,13 @@ def test_python_float_leaves_are_float_leaves():
     assert float(jaxreg.sparsity([0.0, 1.0, jnp.zeros(2), 7])) == 0.75
     rep = jaxreg.sparsity_report({"x": 0.0, "n": 1})
     assert int(rep["x"].zeros) == 1 and int(rep["x"].size) == 1 and rep["n"] is None
+
+
+def test_projections_of_complex_leaves_use_the_modulus():
+    z = np.array([3 + 4j, 0.6 - 0.8j, 0.0], np.complex64)  # moduli 5, 1, 0
+    out2 = np.asarray(jaxreg.projection_l2_ball(jnp.asarray(z), 1.0))
+    np.testing.assert_allclose(out2, z / np.sqrt(26.0), rtol=1e-5)
+    # L1 ball of radius 2 on the moduli (5, 1, 0): theta = 3 keeps modulus 2 on the first.
+    out1 = np.asarray(jaxreg.projection_l1_ball(jnp.asarray(z), 2.0))
+    np.testing.assert_allclose(out1, [z[0] * 2 / 5, 0.0, 0.0], rtol=1e-5, atol=1e-6)
+    assert out1.dtype == np.complex64 and out2.dtype == np.complex64
