@@ -42,6 +42,7 @@ class LeafSparsity(NamedTuple):
 
 def _selected(params: Any, mask: Any) -> list[jax.Array]:
     v.check_mask_spec(mask)
+    params = _penalties.floats_as_arrays(params)
     masks = v.mask_tree(mask, params)
     return [
         w
@@ -53,8 +54,8 @@ def _selected(params: Any, mask: Any) -> list[jax.Array]:
 def sparsity(params: Any, *, mask: Any = None) -> jax.Array:
     r"""Fraction of entries that are exactly zero: ``Σ_leaf #{w = 0} / Σ_leaf size``.
 
-    Only float and complex leaves selected by ``mask`` count; integer, boolean and
-    ``None`` leaves are ignored. With no counted entry the result is ``0.0``.
+    Only float and complex leaves (Python floats included) selected by ``mask`` count;
+    integer, boolean and ``None`` leaves are ignored. With no counted entry the result is ``0.0``.
 
     Args:
       params: a pytree of arrays.
@@ -144,6 +145,7 @@ def sparsity_report(
     """
     _penalties.check_group_axis(group_axis)
     v.check_mask_spec(mask)
+    params = _penalties.floats_as_arrays(params)
     masks = v.mask_tree(mask, params)
 
     def leaf(w, m):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from jaxreg import _penalties, _transforms
@@ -33,6 +35,74 @@ def _check_not_schedule_free(optimizer: Any, **strengths: Any) -> None:
             "not on schedule-free's z sequence. Use l2= (gradient side, evaluated at y "
             "as in the schedule-free paper), the optimizer's own weight_decay, or a "
             "penalty in the loss."
+        )
+
+
+def _is_schedule_free_state(state: Any) -> bool:
+    """Whether an optimizer state holds an ``optax.contrib.ScheduleFreeState``."""
+    sf = optax.contrib.ScheduleFreeState
+    leaves = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, sf))
+    return any(isinstance(x, sf) for x in leaves)
+
+
+def _check_optimizer_and_options(
+    optimizer: Any,
+    learning_rate: Any,
+    clip_norm: Any,
+    optimizer_kwargs: Any,
+    parameter_side: dict[str, Any],
+) -> None:
+    """Checks of :func:`regularized` (issue 12): options, what the factory returns, and
+    schedule-free detected from the optimizer's state (not only from its name).
+    """
+    if clip_norm is not None and v.is_schedule(clip_norm):
+        raise ValueError(
+            "`clip_norm` must be a number (optax.clip_by_global_norm takes no schedule), "
+            "got a schedule."
+        )
+    if clip_norm is not None:
+        v.check_scalar("clip_norm", clip_norm)
+    if optimizer_kwargs is not None:
+        if not isinstance(optimizer_kwargs, dict):
+            raise ValueError(
+                "`optimizer_kwargs` must be a dict of keyword arguments for `optimizer`, got "
+                f"{type(optimizer_kwargs).__name__}."
+            )
+        for key in optimizer_kwargs:
+            if key in ("learning_rate", "lr"):
+                raise ValueError(
+                    f"`optimizer_kwargs` must not contain {key!r}: the learning rate is "
+                    "`regularized`'s own `learning_rate`, shared by the optimizer and the "
+                    "prox (two values would make them disagree on the step size)."
+                )
+    if not callable(optimizer):
+        return  # the existing check below names `optimizer`
+    v.check_scalar_or_schedule("learning_rate", learning_rate)
+    try:
+        inner = optimizer(learning_rate, **(optimizer_kwargs or {}))
+    except TypeError as err:
+        raise ValueError(
+            f"`optimizer` must be an optax optimizer factory called as "
+            f"optimizer(learning_rate, **optimizer_kwargs); calling it failed: {err}"
+        ) from None
+    if not isinstance(inner, optax.GradientTransformation):
+        raise ValueError(
+            "`optimizer` must be a factory that returns an optax.GradientTransformation "
+            f"(such as optax.adam); optimizer(learning_rate) returned {type(inner).__name__}."
+        )
+    active = [name for name, value in parameter_side.items() if not v.is_literal_zero(value)]
+    if not active:
+        return
+    try:  # schedule-free is recognised by its state (wrapped factories included)
+        probe = inner.init(jnp.zeros((1,), jnp.float32))
+    except Exception:  # an optimizer that cannot init the probe: the name check only
+        return
+    if _is_schedule_free_state(probe):
+        raise ValueError(
+            f"`optimizer`: {active[0]}= (a parameter-side prox/decay) cannot follow a "
+            "schedule-free optimizer (its state is an optax.contrib.ScheduleFreeState): it "
+            "would act on the interpolated params y, not on schedule-free's z sequence. Use "
+            "l2= (gradient side), the optimizer's own weight_decay, or a penalty in the loss."
         )
 
 
@@ -82,9 +152,20 @@ def regularized(
       group_axis: group axis for ``group_lasso`` (``None`` means ``-1``; under
         ``optax.inject_hyperparams`` an int must be listed in ``static_args``).
       mask: applies to every regularizer (``None``, bool pytree or function).
-      clip_norm: if given, gradients are clipped to this global norm first.
+      clip_norm: if given, gradients are clipped to this global norm first (a
+        number: ``optax.clip_by_global_norm`` takes no schedule).
       optimizer_kwargs: extra keyword arguments for ``optimizer`` (a dict, so that
-        ``optax.inject_hyperparams`` can bind this signature).
+        ``optax.inject_hyperparams`` can bind this signature); never
+        ``learning_rate``.
+
+    Raises:
+      ValueError: on a bad argument, naming it; when ``optimizer(learning_rate)``
+        does not return an ``optax.GradientTransformation``; and when a
+        parameter-side piece (``l1``, ``weight_decay``, ``group_lasso``) would follow
+        a schedule-free optimizer, recognised by its name (``schedule_free*``) or by
+        its state: a ``ScheduleFreeState`` found in ``init`` of a one-element probe.
+        A wrapper whose state hides it (or whose ``init`` fails on the probe) is not
+        recognised.
 
     Returns:
       An :class:`optax.GradientTransformation`.
@@ -97,6 +178,13 @@ def regularized(
       >>> print(optax.apply_updates(p, u))
       [ 0.  -1.5]
     """
+    _check_optimizer_and_options(
+        optimizer,
+        learning_rate,
+        clip_norm,
+        optimizer_kwargs,
+        {"l1": l1, "weight_decay": weight_decay, "group_lasso": group_lasso},
+    )
     if not callable(optimizer):
         raise ValueError(
             "`optimizer` must be an optax optimizer factory such as optax.adam, got "

@@ -65,6 +65,14 @@ def _is_box(x: Any) -> bool:
     return meta is not None and isinstance(x, meta.AxisMetadata)
 
 
+def _unbox(x: Any) -> Any:
+    """The content of an ``nnx.Variable`` or linen metadata box (``x`` otherwise)."""
+    nnx = sys.modules.get("flax.nnx")
+    if nnx is not None and isinstance(x, nnx.Variable):
+        return x.get_value()
+    return x.unbox() if _is_box(x) else x
+
+
 def _is_module(x: Any) -> bool:
     eqx = sys.modules.get("equinox")
     return eqx is not None and isinstance(x, eqx.Module)
@@ -103,9 +111,7 @@ class _Entry:
 
     @property
     def ndim(self) -> int:
-        leaf = self.leaf
-        if _is_box(leaf):
-            leaf = leaf.value
+        leaf = _unbox(self.leaf)
         return int(np.ndim(leaf)) if not hasattr(leaf, "ndim") else int(leaf.ndim)
 
 
@@ -214,6 +220,61 @@ def _looks_like_count(entries: list[_Entry]) -> bool:
     return np.ndim(leaf) == 0 and np.issubdtype(np.dtype(dtype), np.integer)
 
 
+def _state_entries(tree: Any, entries: list[_Entry]) -> list[bool]:
+    """Which entries are model state rather than trainable parameters (never regularized).
+
+    An ``nnx.Variable`` that is not an ``nnx.Param`` (``BatchStat``: BatchNorm's
+    ``mean``/``var``; caches, RNG state) and, in a linen variables dict
+    ``{"params": ..., "batch_stats": ...}``, everything outside ``"params"``.
+    """
+    nnx = sys.modules.get("flax.nnx")
+    linen_vars = isinstance(tree, Mapping) and "params" in tree and len(tree) > 1
+    out = []
+    for e in entries:
+        boxed = nnx is not None and isinstance(e.leaf, nnx.Variable)
+        state = boxed and not isinstance(e.leaf, nnx.Param)
+        if linen_vars and e.path.split("/", 1)[0] != "params":
+            state = True
+        out.append(state)
+    return out
+
+
+def match_by_path(mask_tree: Any, tree: Any) -> Any | None:
+    """A mask of another container type matched to ``tree`` by parameter path, or None.
+
+    ``nnx.Optimizer`` calls ``tx.init`` on an ``nnx.State`` of ``Variable`` boxes and
+    ``tx.update`` on plain arrays, so a bool mask made with
+    ``jax.tree.map(pred, nnx.state(model, nnx.Param))`` (bools in ``Param`` boxes)
+    or written as a plain dict has the right paths but not the treedef. Each mask
+    leaf covers the parameters whose path equals its path or lies under it; the
+    match is accepted only when every parameter is covered exactly once and every
+    mask leaf covers at least one parameter.
+    """
+    try:
+        mask_entries, _ = _entries(mask_tree)
+        param_entries, treedef = _entries(tree)
+    except Exception:  # pragma: no cover - exotic trees: no match
+        return None
+    masks = []
+    for e in mask_entries:
+        leaf = _unbox(e.leaf)
+        if not isinstance(leaf, bool | np.bool_):
+            return None
+        masks.append((tuple(e.path.split("/")) if e.path else (), bool(leaf)))
+    used = [False] * len(masks)
+    flags = []
+    for e in param_entries:
+        parts = tuple(e.path.split("/")) if e.path else ()
+        hits = [i for i, (m, _) in enumerate(masks) if parts[: len(m)] == m]
+        if len(hits) != 1:
+            return None
+        used[hits[0]] = True
+        flags.append(masks[hits[0]][1])
+    if not all(used):
+        return None
+    return jax.tree_util.tree_unflatten(treedef, flags)
+
+
 # ----------------------------------------------------------------------------
 # masks
 
@@ -221,10 +282,11 @@ def _looks_like_count(entries: list[_Entry]) -> bool:
 class PathMask:
     """A mask function ``params -> pytree of bools`` built from a per-leaf rule.
 
-    Not a pytree (so jaxreg, optax and equinox all take it for a function). The
-    result has the structure of the params, with one Python bool per array (per
-    ``nnx.Variable`` box at ``nnx.Optimizer``'s init, which is a prefix of the
-    params and so also accepted).
+    Not a pytree (so jaxreg, optax and equinox all take it for a function). Model
+    state (``nnx.Variable`` s that are not ``nnx.Param``, linen collections other
+    than ``"params"``) is never selected. The result has the structure of the
+    params, with one Python bool per array (per ``nnx.Variable`` box at
+    ``nnx.Optimizer``'s init, which is a prefix of the params and so also accepted).
     """
 
     def __init__(self, rule: Callable[[list[_Entry]], list[bool]], description: str):
@@ -236,7 +298,9 @@ class PathMask:
         if _looks_like_count(entries):
             raise ValueError(_STATIC_ARGS_HINT)
         flags = self._rule(entries)
-        return jax.tree_util.tree_unflatten(treedef, [bool(f) for f in flags])
+        state = _state_entries(params, entries)
+        flags = [bool(f) and not st for f, st in zip(flags, state, strict=True)]
+        return jax.tree_util.tree_unflatten(treedef, flags)
 
     def __repr__(self) -> str:
         return self._description
@@ -305,8 +369,20 @@ def path_mask(include: Any = (), exclude: Any = ()) -> PathMask:
 # role; equinox names everything ``weight``/``bias`` and is told apart by the
 # module that holds the array.
 _FLAX_KERNEL = "kernel"
-_FLAX_NORM = "scale"
-_FLAX_EMBEDDING = "embedding"
+# Norm parameters and statistics: Flax ``scale`` (and BatchNorm's ``mean``/``var``
+# statistics in a pure state dict), Haiku ``scale``/``offset``.
+_NORM_NAMES = frozenset({"scale", "offset", "mean", "var"})
+_EMBEDDING_NAMES = frozenset({"embedding", "embeddings"})  # Flax Embed, Haiku Embed
+# Biases: ``bias`` (every framework), ``bias_*`` / ``*_bias`` (equinox GRUCell.bias_n,
+# torch ``in_proj_bias``, ``bias_hh_l0``), Haiku's ``b``.
+_BIAS = re.compile(r"^(b|bias|bias_.*|.*_bias(_.*)?)$")
+# Weight matrices: equinox/torch ``weight`` and ``weight_*`` (GRUCell/LSTMCell
+# ``weight_ih``/``weight_hh``), Haiku's ``w``.
+_WEIGHT = re.compile(r"^(w|weight|weight_.*)$")
+
+
+def _is_bias(e: _Entry) -> bool:
+    return bool(_BIAS.match(e.name))
 
 
 def _eqx_classes(*names: str) -> tuple[type, ...]:
@@ -317,7 +393,7 @@ def _eqx_classes(*names: str) -> tuple[type, ...]:
 
 
 def _is_norm(e: _Entry) -> bool:
-    if e.name == _FLAX_NORM:
+    if e.name in _NORM_NAMES:
         return True
     norms = _eqx_classes("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm")
     if e.owner is not None and norms and issubclass(e.owner, norms):
@@ -327,12 +403,12 @@ def _is_norm(e: _Entry) -> bool:
 
 
 def _is_eqx_layer(e: _Entry) -> bool:
-    layers = _eqx_classes("Linear", "Conv", "ConvTranspose", "Embedding")
+    layers = _eqx_classes("Linear", "Conv", "ConvTranspose", "Embedding", "GRUCell", "LSTMCell")
     return e.owner is not None and bool(layers) and issubclass(e.owner, layers)
 
 
 def _is_embedding(e: _Entry) -> bool:
-    if e.name == _FLAX_EMBEDDING:
+    if e.name in _EMBEDDING_NAMES:
         return True
     emb = _eqx_classes("Embedding")
     return e.owner is not None and bool(emb) and issubclass(e.owner, emb)
@@ -341,9 +417,9 @@ def _is_embedding(e: _Entry) -> bool:
 def _is_kernel(e: _Entry) -> bool:
     if e.name == _FLAX_KERNEL:
         return True
-    if e.name != "weight" or _is_norm(e) or _is_embedding(e):
+    if not _WEIGHT.match(e.name) or _is_norm(e) or _is_embedding(e):
         return False
-    return _is_eqx_layer(e) or e.ndim >= 2
+    return e.ndim >= 2 or (e.name == "weight" and _is_eqx_layer(e))
 
 
 def _nothing_selected(name: str, entries: list[_Entry], what: str) -> ValueError:
@@ -362,9 +438,14 @@ def kernels_only(exclude: Any = ()) -> PathMask:
     ``MultiHeadAttention``, linen and nnx), and leaves named ``weight`` with
     ``ndim >= 2`` that are not held by an ``eqx.nn.Embedding`` or a normalization
     layer (equinox ``Linear``, ``Conv*``, ``ConvTranspose*``, the projections of
-    ``MultiheadAttention``; torch-layout dicts). Not selected: biases, norm scales
-    (``scale``; equinox ``LayerNorm/RMSNorm/GroupNorm/BatchNorm.weight``),
-    embeddings (``embedding``; ``eqx.nn.Embedding.weight``) and anything else.
+    ``MultiheadAttention``; torch-layout dicts), ``weight_*`` with ``ndim >= 2``
+    (equinox ``GRUCell``/``LSTMCell`` ``weight_ih``/``weight_hh``) and Haiku's
+    ``w``. Not selected: biases (``bias``, ``bias_*``, ``*_bias``, Haiku's ``b``),
+    norm parameters (``scale``, ``offset``; equinox
+    ``LayerNorm/RMSNorm/GroupNorm/BatchNorm.weight``), embeddings (``embedding``,
+    ``embeddings``; ``eqx.nn.Embedding.weight``) and anything else. Model state is
+    never selected: ``nnx.Variable`` s that are not ``nnx.Param`` (BatchNorm's
+    ``mean``/``var``) and linen collections other than ``"params"``.
 
     Args:
       exclude: extra regular expression(s) of paths to leave out (e.g. the output
@@ -408,11 +489,15 @@ def _ready_made_rule(
 def no_bias_no_norm(*, embeddings: bool = True, exclude: Any = ()) -> PathMask:
     r"""A mask that skips biases and normalization parameters (AdamW's usual recipe).
 
-    Skipped: leaves named ``bias`` (every framework), normalization scales
-    (``scale``: Flax ``LayerNorm``, ``BatchNorm``, ``RMSNorm``, ``GroupNorm``; in
-    equinox every array of ``LayerNorm``, ``RMSNorm``, ``GroupNorm``, ``BatchNorm``;
-    a 1-D ``weight`` outside an equinox layer). With ``embeddings=False`` the
-    embedding tables are skipped too (``embedding``: Flax ``Embed``;
+    Skipped: biases (``bias`` in every framework, ``bias_*`` and ``*_bias`` such as
+    equinox ``GRUCell.bias_n`` or torch ``in_proj_bias``, Haiku's ``b``),
+    normalization parameters (``scale``: Flax ``LayerNorm``, ``BatchNorm``,
+    ``RMSNorm``, ``GroupNorm``; Haiku ``scale``/``offset``; in equinox every array of
+    ``LayerNorm``, ``RMSNorm``, ``GroupNorm``, ``BatchNorm``; a 1-D ``weight`` outside
+    an equinox layer) and model state (``nnx.Variable`` s that are not ``nnx.Param``,
+    e.g. BatchNorm ``mean``/``var``, also by name in a pure state dict; linen
+    collections other than ``"params"``). With ``embeddings=False`` the embedding
+    tables are skipped too (``embedding``/``embeddings``: Flax/Haiku ``Embed``;
     ``eqx.nn.Embedding.weight``). Everything else is regularized.
 
     Args:
@@ -437,7 +522,7 @@ def no_bias_no_norm(*, embeddings: bool = True, exclude: Any = ()) -> PathMask:
     exc = _compile("exclude", exclude)
 
     def keep(e: _Entry) -> bool:
-        if e.name == "bias" or _is_norm(e):
+        if _is_bias(e) or _is_norm(e):
             return False
         return embeddings or not _is_embedding(e)
 

@@ -6,7 +6,8 @@ subgradient at zero: ``jax.grad`` of a penalty at a weight (or group) that is
 exactly zero is exactly zero and finite, where ``jax.grad(jnp.abs)(0.)`` is 1 and the
 gradient of a Euclidean norm at 0 is NaN.
 
-Integer and boolean leaves, ``None`` leaves and masked-out leaves contribute nothing.
+Integer and boolean leaves, ``None`` leaves and masked-out leaves contribute nothing;
+a Python float is a float leaf (``l1_penalty([0.5, -1.0], 1.0) == 1.5``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxreg import _validation as v
 
@@ -120,6 +122,45 @@ def check_group_axis(group_axis: Any) -> None:
         )
 
 
+def require_inexact(name: str, x: Any) -> jax.Array:
+    """``x`` as an array; a bare integer or bool array is refused (ValueError)."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        raise ValueError(
+            f"`{name}` must be a float or complex array, got dtype {x.dtype}: an integer "
+            "threshold would be truncated. Cast it (`x.astype(jnp.float32)`); the pytree "
+            "operators pass integer leaves through unchanged."
+        )
+    return x
+
+
+def floats_as_arrays(tree: Any) -> Any:
+    """Python float (and complex) leaves become arrays: a Python float is a float leaf.
+
+    Python ints and bools stay as they are (they pass through, like integer arrays).
+    """
+
+    def leaf(x):
+        if isinstance(x, float | complex) and not isinstance(x, bool):
+            return jnp.asarray(x)
+        return x
+
+    return jax.tree.map(leaf, tree)
+
+
+def check_radius(radius: Any) -> Any:
+    """A projection radius: a finite number ``>= 0`` or a scalar array, never a schedule."""
+    if v.is_schedule(radius):
+        raise ValueError(
+            "`radius` must be a number or a scalar array, got a schedule: a projection has "
+            "no step count (evaluate the schedule yourself: `radius=schedule(step)`)."
+        )
+    if isinstance(radius, jax.Array | np.ndarray | np.generic | jax.core.Tracer):
+        v.check_scalar("radius", radius)
+    v.check_scalar_or_schedule("radius", radius)
+    return radius
+
+
 def _penalty(
     params: Any,
     strength: Any,
@@ -127,6 +168,7 @@ def _penalty(
     leaf_value: Callable[[jax.Array], jax.Array],
 ) -> jax.Array:
     """``Σ_leaf strength_leaf · leaf_value(leaf)`` accumulated in >= float32."""
+    params = floats_as_arrays(params)
     strengths, masks = v.per_leaf_settings(strength, mask, params)
     terms = []
     for w, s, m in zip(

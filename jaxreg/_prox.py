@@ -16,7 +16,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxreg import _penalties
 from jaxreg import _validation as v
@@ -40,7 +39,9 @@ def soft_threshold(x: jax.Array, threshold: jax.typing.ArrayLike) -> jax.Array:
     ``x·max(0, 1 − t/|x|)``. NaN stays NaN, ``±inf`` stays ``±inf``.
 
     Args:
-      x: an array.
+      x: a float or complex array (an integer or bool array is refused with a
+        ``ValueError``: thresholding it would truncate ``t``; tree operators such as
+        :func:`jaxreg.prox_l1` pass integer leaves through instead).
       threshold: ``t >= 0``, a scalar (or an array broadcastable to ``x``).
 
     Returns:
@@ -54,7 +55,7 @@ def soft_threshold(x: jax.Array, threshold: jax.typing.ArrayLike) -> jax.Array:
     References:
       Donoho, *De-noising by soft-thresholding*, 1995.
     """
-    x = jnp.asarray(x)
+    x = _penalties.require_inexact("x", x)
     t = v.scalar_as(threshold, v.real_dtype(x.dtype))
     if jnp.iscomplexobj(x):
         mod = jnp.abs(x)
@@ -86,7 +87,7 @@ def block_soft_threshold(
     derivative at ``x_g = 0`` is finite (jaxopt's ``prox_group_lasso`` gives NaN).
 
     Args:
-      x: an array.
+      x: a float or complex array (integer and bool arrays are refused).
       threshold: ``t >= 0``, a scalar.
       group_axis: axis or axes indexing the groups.
 
@@ -103,7 +104,7 @@ def block_soft_threshold(
     References:
       Yuan & Lin, 2006; Parikh & Boyd, *Proximal algorithms*, 2014, §6.5.4.
     """
-    x = jnp.asarray(x)
+    x = _penalties.require_inexact("x", x)
     _penalties.check_group_axis(group_axis)
     axes = _penalties.reduce_axes(x.ndim, group_axis)
     if axes is None:
@@ -125,6 +126,7 @@ def map_prox(
     tree: Any, strength: Any, mask: Any, leaf_prox: Callable[[jax.Array, jax.Array], jax.Array]
 ) -> Any:
     """Applies ``leaf_prox(x, t)`` to every regularized float leaf of ``tree``."""
+    tree = _penalties.floats_as_arrays(tree)
     strengths, masks = v.per_leaf_settings(strength, mask, tree)
 
     def leaf(x, s, m):
@@ -216,30 +218,110 @@ def prox_group_lasso(
     )
 
 
-def projection_l1_ball(tree: Any, radius: float = 1.0) -> Any:
+def projection_l1_ball(tree: Any, radius: jax.typing.ArrayLike = 1.0) -> Any:
     r"""Euclidean projection onto ``{x : ‖x‖₁ <= radius}`` (Duchi et al. 2008).
 
-    Thin wrapper over :func:`optax.projections.projection_l1_ball` that checks
-    ``radius``.
+    If ``‖x‖₁ <= radius`` the tree is returned unchanged; otherwise every float leaf
+    is soft-thresholded at one ``θ`` (REFERENCE §2): sort ``|x|`` descending into
+    ``μ``, ``ρ = max{j : μ_j − (Σ_{i<=j} μ_i − radius)/j > 0}``,
+    ``θ = (Σ_{i<=ρ} μ_i − radius)/ρ``. ``radius = 0`` gives exact zeros.
+
+    The norm runs over the float (and complex, by modulus) leaves only: integer,
+    bool and ``None`` leaves pass through unchanged and do not count; a Python
+    float is a float leaf. ``θ`` is computed in at least float32; each leaf keeps
+    its dtype. A NaN anywhere makes every float leaf NaN (the projection is global).
+
+    Args:
+      tree: a pytree of arrays.
+      radius: ``>= 0``, a number or a scalar array (traced is fine); not a
+        schedule (a projection has no step count).
+
+    Returns:
+      A pytree like ``tree``.
 
     Example:
       >>> import jax.numpy as jnp, jaxreg
       >>> print(jaxreg.projection_l1_ball(jnp.array([2.0, -1.0]), 1.0))
       [ 1. -0.]
+      >>> print(jaxreg.projection_l1_ball({"w": jnp.array([2.0, -1.0]), "n": 3}, 0.0))
+      {'n': 3, 'w': Array([ 0., -0.], dtype=float32)}
+
+    References:
+      Duchi, Shalev-Shwartz, Singer & Chandra, *Efficient projections onto the
+      l1-ball for learning in high dimensions*, ICML 2008.
     """
-    v.check_scalar_or_schedule("radius", radius)
-    return optax.projections.projection_l1_ball(tree, scale=radius)
+    r = _penalties.check_radius(radius)
+    tree = _penalties.floats_as_arrays(tree)
+    leaves, treedef = jax.tree.flatten(tree)
+    idx = [i for i, x in enumerate(leaves) if v.is_float_leaf(x)]
+    if not idx:
+        return tree
+    acc = v.promote(*(v.accumulation_dtype(leaves[i].dtype) for i in idx))
+    mods = jnp.concatenate([jnp.abs(leaves[i]).astype(acc).ravel() for i in idx])
+    if mods.size == 0:
+        return tree
+    z = v.scalar_as(r, acc)
+    mu = jnp.sort(mods)[::-1]
+    cs = jnp.cumsum(mu)
+    j = jnp.arange(1, mu.size + 1, dtype=acc)
+    # rho >= 1: at radius 0 the first term is 0 (not > 0), and theta = max|x| zeroes all.
+    rho = jnp.maximum(jnp.sum(mu - (cs - z) / j > 0), 1)
+    theta = (cs[rho - 1] - z) / rho.astype(acc)
+    inside = cs[-1] <= z
+    theta = jnp.where(inside, jnp.zeros_like(theta), theta)
+    out = list(leaves)
+    for i in idx:
+        x = leaves[i]
+        out[i] = soft_threshold(x, theta.astype(v.real_dtype(x.dtype)))
+    return jax.tree.unflatten(treedef, out)
 
 
-def projection_l2_ball(tree: Any, radius: float = 1.0) -> Any:
-    r"""Euclidean projection onto ``{x : ‖x‖₂ <= radius}``.
+def projection_l2_ball(tree: Any, radius: jax.typing.ArrayLike = 1.0) -> Any:
+    r"""Euclidean projection onto ``{x : ‖x‖₂ <= radius}``: ``x·min(1, radius/‖x‖₂)``.
 
-    Thin wrapper over :func:`optax.projections.projection_l2_ball`.
+    The norm runs over the float (and complex) leaves only; integer, bool and
+    ``None`` leaves pass through unchanged and do not count; a Python float is a
+    float leaf. The norm is scaled by ``max|x|`` before squaring, so it neither
+    underflows nor overflows; ``radius = 0`` gives zeros, a zero tree stays zero.
+
+    Args:
+      tree: a pytree of arrays.
+      radius: ``>= 0``, a number or a scalar array; not a schedule.
+
+    Returns:
+      A pytree like ``tree`` (each leaf keeps its dtype).
 
     Example:
       >>> import jax.numpy as jnp, jaxreg
       >>> print(jaxreg.projection_l2_ball(jnp.array([3.0, 4.0]), 1.0))
       [0.6 0.8]
     """
-    v.check_scalar_or_schedule("radius", radius)
-    return optax.projections.projection_l2_ball(tree, scale=radius)
+    r = _penalties.check_radius(radius)
+    tree = _penalties.floats_as_arrays(tree)
+    leaves, treedef = jax.tree.flatten(tree)
+    idx = [i for i, x in enumerate(leaves) if v.is_float_leaf(x)]
+    if not idx:
+        return tree
+    acc = v.promote(*(v.accumulation_dtype(leaves[i].dtype) for i in idx))
+    mods = jnp.concatenate([jnp.abs(leaves[i]).astype(acc).ravel() for i in idx])
+    if mods.size == 0:
+        return tree
+    z = v.scalar_as(r, acc)
+    # Scale by a power of two near max|x| (exact; a division by max|x| may be turned
+    # into a multiplication by a flushed-to-zero reciprocal), so squares neither
+    # underflow nor overflow.
+    _, e = jnp.frexp(jnp.max(mods))
+    s = jnp.sqrt(jnp.sum(jnp.square(jnp.ldexp(mods, -e))))  # ‖x‖₂ / 2**e
+    inside = s <= jnp.ldexp(z, -e)  # ‖x‖₂ <= radius (also x = 0); False for NaN
+    factor = z / jnp.where(s > 0, s, jnp.ones_like(s))
+    out = list(leaves)
+    for i in idx:
+        x = leaves[i]
+        if jnp.iscomplexobj(x):
+            wide = x.astype(v.promote(x.dtype, acc))
+            scaled = jax.lax.complex(jnp.ldexp(wide.real, -e), jnp.ldexp(wide.imag, -e))
+            proj = scaled * factor.astype(scaled.dtype)
+        else:
+            proj = jnp.ldexp(x.astype(acc), -e) * factor
+        out[i] = jnp.where(inside, x, proj.astype(x.dtype))
+    return jax.tree.unflatten(treedef, out)

@@ -18,6 +18,8 @@ This runs on the host (NumPy): shapes change, so it is not jittable.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -136,62 +138,246 @@ def _check_chain(kernels: list[np.ndarray], names: Sequence[Any]) -> None:
             )
 
 
+_NUMBERED = re.compile(r"^(.*)_(\d+)$")
+
+
+def _lookup(tree: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        if not isinstance(tree, Mapping) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _path_name(path: tuple[Any, ...]) -> str:
+    return "/".join(map(str, path))
+
+
+def _numbered_order(paths: list[tuple[Any, ...]], what: str) -> list[tuple[Any, ...]]:
+    """Orders layers named ``<prefix>_<i>`` (linen's own names) or items ``i`` of one list.
+
+    linen names a module ``Dense_<i>`` in the order its parent creates it, and a list
+    or ``nnx.Sequential`` holds its layers in order; any other naming does not tell
+    the call order, so it is refused rather than guessed (dict keys are sorted as
+    strings by ``jax.tree.map``: ``Dense_10`` before ``Dense_2``).
+    """
+    keys = []
+    for path in paths:
+        last = path[-1] if path else None
+        if isinstance(last, int) and not isinstance(last, bool):
+            keys.append((path[:-1], "", last))
+            continue
+        match = _NUMBERED.match(str(last)) if isinstance(last, str) else None
+        if match is None:
+            keys = None
+            break
+        keys.append((path[:-1], match.group(1), int(match.group(2))))
+    if keys is None or len({k[:2] for k in keys}) > 1:
+        names = ", ".join(repr(_path_name(p)) for p in paths)
+        raise ValueError(
+            f"`layers`: cannot tell the call order of {what} {names} from their names (only "
+            "linen's own numbering `Dense_0, Dense_1, ...` or the items of one list are "
+            "ordered). Pass `example_input=` (and `module=` for linen params) to trace the "
+            "order, or `layers=` in call order."
+        )
+    return [p for _, p in sorted(zip([k[2] for k in keys], paths, strict=True))]
+
+
+def _close(a: Any, b: Any) -> bool:
+    """Same shape and equal up to a few ulps of ``b``'s dtype (relative to max|b|)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    eps = float(np.finfo(b.dtype).eps) if np.issubdtype(b.dtype, np.inexact) else 1e-12
+    wide = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(b) else np.float64
+    a, b = a.astype(wide), b.astype(wide)
+    scale = max(float(np.max(np.abs(b))) if b.size else 0.0, 1.0)
+    return bool(np.allclose(a, b, rtol=64 * eps, atol=64 * eps * scale))
+
+
+def _check_trace(
+    calls: list[tuple[tuple[Any, ...], Any, Any]], output: Any, activation: Callable, what: str
+) -> list[tuple[Any, ...]]:
+    """The call order of a traced forward pass, checked to be a plain chain.
+
+    ``calls`` holds ``(path, input, output)`` for every Dense call in call order. A
+    layer called twice, an input that is not ``activation`` of the previous layer's
+    output (a branch, a skip connection, a normalization between layers) or a model
+    output that is not the last layer's output is refused: pruning would change the
+    function.
+    """
+    if not calls:
+        raise ValueError(f"`example_input`: the forward pass called no {what} layer.")
+    paths = [path for path, _, _ in calls]
+    for path in paths:
+        if paths.count(path) > 1:
+            raise ValueError(
+                f"`model`: layer {_path_name(path)!r} is called {paths.count(path)} times in "
+                "one forward pass; prune_dense prunes a chain in which each layer is called "
+                "once (its units cannot be removed for one call and kept for the other)."
+            )
+    for (p0, _, out0), (p1, in1, _) in itertools.pairwise(calls):
+        if not _close(in1, activation(jnp.asarray(out0))):
+            raise ValueError(
+                f"`model`: the input of {_path_name(p1)!r} is not `activation` of the output "
+                f"of {_path_name(p0)!r} (the previous {what} call): the layers are not a plain "
+                "chain (a branch, a skip connection, a normalization or another activation in "
+                "between), so pruning would change the function. Check `activation`."
+            )
+    if not _close(output, calls[-1][2]):
+        raise ValueError(
+            f"`model`: the model's output is not the output of its last {what} call "
+            f"{_path_name(paths[-1])!r}; prune_dense handles an MLP that ends with that layer."
+        )
+    return paths
+
+
+def _trace_linen(module: Any, params: Mapping, example_input: Any, activation: Callable):
+    import flax.linen as nn
+
+    if not isinstance(module, nn.Module):
+        raise ValueError(
+            f"`module` must be the flax.linen Module the params belong to, got "
+            f"{type(module).__name__}."
+        )
+    calls = []
+
+    def interceptor(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
+            calls.append((tuple(context.module.path), np.asarray(args[0]), np.asarray(out)))
+        return out
+
+    variables = params if set(params.keys()) == {"params"} else {"params": params}
+    with nn.intercept_methods(interceptor):
+        output = module.apply(variables, example_input)
+    return _check_trace(calls, output, activation, "Dense")
+
+
 def _prune_linen(
-    params: Mapping, activation: Callable, layers: Sequence[str] | None
+    params: Mapping,
+    activation: Callable,
+    layers: Sequence[Any] | None,
+    module: Any,
+    example_input: Any,
 ) -> tuple[Any, PruneReport]:
     wrapped = set(params.keys()) == {"params"}
     inner = params["params"] if wrapped else params
-    names = list(inner.keys()) if layers is None else list(layers)
+    explicit = None
+    if layers is not None:
+        explicit = [tuple(n) if isinstance(n, tuple | list) else (n,) for n in layers]
+    if example_input is not None:
+        names = _trace_linen(module, params, example_input, activation)
+        if explicit is not None and explicit != names:
+            raise ValueError(
+                f"`layers` {[_path_name(n) for n in explicit]} disagrees with the traced call "
+                f"order {[_path_name(n) for n in names]}."
+            )
+    elif module is not None:
+        raise ValueError("`example_input` is needed with `module` (the order is traced).")
+    elif explicit is not None:
+        names = explicit
+    else:
+        names = _numbered_order([(k,) for k in inner], "the layers")
     for name in names:
-        entry = inner.get(name) if isinstance(inner, Mapping) else None
+        entry = _lookup(inner, name)
         if not isinstance(entry, Mapping) or "kernel" not in entry:
             raise ValueError(
-                f"`layers`: {name!r} is not a Dense layer's params (a dict with 'kernel' "
-                "and optionally 'bias'); pass `layers=` with the Dense layer names in order."
+                f"`layers`: {_path_name(name)!r} is not a Dense layer's params (a dict with "
+                "'kernel' and optionally 'bias'); pass `layers=` with the Dense layer names "
+                "in order."
             )
         extra = set(entry.keys()) - {"kernel", "bias"}
         if extra:
-            raise ValueError(f"`layers`: {name!r} has entries {sorted(extra)} besides kernel/bias.")
-    kernels = [np.asarray(inner[name]["kernel"]) for name in names]
-    biases = [np.asarray(inner[name]["bias"]) if "bias" in inner[name] else None for name in names]
-    _check_chain(kernels, names)
+            raise ValueError(
+                f"`layers`: {_path_name(name)!r} has entries {sorted(extra)} besides kernel/bias."
+            )
+    entries = [_lookup(inner, name) for name in names]
+    kernels = [np.asarray(e["kernel"]) for e in entries]
+    biases = [np.asarray(e["bias"]) if "bias" in e else None for e in entries]
+    _check_chain(kernels, [_path_name(n) for n in names])
     new_k, new_b, folded, dropped = _prune_arrays(kernels, biases, activation)
-    out = {key: value for key, value in inner.items()}
-    for name, k, b in zip(names, new_k, new_b, strict=True):
-        layer = {"kernel": jnp.asarray(k)}
-        if b is not None:
-            layer["bias"] = jnp.asarray(b)
-        out[name] = {key: layer[key] for key in inner[name]}
+
+    def rebuilt(tree: Any, prefix: tuple[Any, ...]) -> Any:
+        if prefix in set(names):
+            index = names.index(prefix)
+            layer = {"kernel": jnp.asarray(new_k[index])}
+            if new_b[index] is not None:
+                layer["bias"] = jnp.asarray(new_b[index])
+            return {key: layer[key] for key in tree}
+        if isinstance(tree, Mapping) and any(n[: len(prefix)] == prefix for n in names):
+            return {key: rebuilt(value, (*prefix, key)) for key, value in tree.items()}
+        return tree
+
+    out = rebuilt(inner, ())
     report = _report(kernels, biases, new_k, new_b, folded, dropped)
     return ({"params": out} if wrapped else out), report
 
 
-def _prune_nnx(model: Any, activation: Callable, layers: Sequence[Any] | None) -> Any:
+def _trace_nnx(model: Any, example_input: Any, activation: Callable):
+    from flax import nnx
+
+    probe = nnx.clone(model)
+    path_of = {}
+    calls = []
+    recorders: dict[type, type] = {}
+    for path, module in nnx.iter_modules(probe):
+        if not isinstance(module, nnx.Linear):
+            continue
+        path_of[id(module)] = tuple(path)
+        cls = type(module)
+        if cls not in recorders:
+
+            def call(self, x, *args, _cls=cls, **kwargs):
+                out = _cls.__call__(self, x, *args, **kwargs)
+                calls.append((path_of[id(self)], np.asarray(x), np.asarray(out)))
+                return out
+
+            recorders[cls] = type(cls.__name__, (cls,), {"__call__": call})
+        # The probe is a throw-away clone: its Linear layers record their calls.
+        object.__setattr__(module, "__class__", recorders[cls])
+    output = probe(example_input)
+    return _check_trace(calls, output, activation, "nnx.Linear")
+
+
+def _prune_nnx(
+    model: Any, activation: Callable, layers: Sequence[Any] | None, example_input: Any
+) -> Any:
     from flax import nnx
 
     paths = {}
     for path, module in nnx.iter_modules(model):
         if isinstance(module, nnx.Linear):
-            paths[id(module)] = path
-    if layers is None:
-        chosen = [
-            path for path, module in nnx.iter_modules(model) if isinstance(module, nnx.Linear)
-        ]
-    else:
-        chosen = []
+            paths[id(module)] = tuple(path)
+    explicit = None
+    if layers is not None:
+        explicit = []
         for layer in layers:
             if not isinstance(layer, nnx.Linear) or id(layer) not in paths:
                 raise ValueError(
                     "`layers` must list the model's own nnx.Linear modules in order, got "
                     f"{type(layer).__name__}."
                 )
-            chosen.append(paths[id(layer)])
+            explicit.append(paths[id(layer)])
+    if example_input is not None:
+        chosen = _trace_nnx(model, example_input, activation)
+        if explicit is not None and explicit != chosen:
+            raise ValueError(
+                f"`layers` {[_path_name(n) for n in explicit]} disagrees with the traced call "
+                f"order {[_path_name(n) for n in chosen]}."
+            )
+    elif explicit is not None:
+        chosen = explicit
+    else:
+        if not paths:
+            raise ValueError("`layers`: found no nnx.Linear layer to prune.")
+        chosen = _numbered_order(list(paths.values()), "the nnx.Linear layers")
     clone = nnx.clone(model)
-    by_path = dict(nnx.iter_modules(clone))
+    by_path = {tuple(p): m for p, m in nnx.iter_modules(clone)}
     linears = [by_path[p] for p in chosen]
     kernels = [np.asarray(lin.kernel.get_value()) for lin in linears]
     biases = [None if lin.bias is None else np.asarray(lin.bias.get_value()) for lin in linears]
-    _check_chain(kernels, ["/".join(map(str, p)) for p in chosen])
+    _check_chain(kernels, [_path_name(p) for p in chosen])
     new_k, new_b, folded, dropped = _prune_arrays(kernels, biases, activation)
     for lin, k, b in zip(linears, new_k, new_b, strict=True):
         lin.kernel.set_value(jnp.asarray(k))
@@ -207,6 +393,8 @@ def prune_dense(
     *,
     activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
     layers: Sequence[Any] | None = None,
+    module: Any = None,
+    example_input: Any = None,
 ) -> tuple[Any, PruneReport]:
     r"""Removes dead hidden units from an MLP (a stack of Dense layers).
 
@@ -220,14 +408,29 @@ def prune_dense(
     for incoming, ``0`` for outgoing groups) produces; :func:`jaxreg.sparsity_report`
     counts them.
 
+    The layer order is the data flow, found in one of three ways:
+
+    * ``example_input`` given: one forward pass is traced (linen: the ``module``
+      is applied under ``flax.linen.intercept_methods``; nnx: a throw-away clone
+      records its ``nnx.Linear`` calls). It is refused with a ``ValueError`` when a
+      layer is called twice, when a layer's input is not ``activation`` of the
+      previous layer's output (branches, skip connections, normalizations) or when
+      the model's output is not the last layer's output.
+    * ``layers`` given: that order (you vouch for it; the shapes must chain).
+    * neither: only orders that the names fix are used: linen's own names
+      ``Dense_0, Dense_1, ...`` sorted by number (not as strings), or the items of
+      one ``nnx.List`` / ``nnx.Sequential`` by index. Anything else is refused.
+
     Args:
       model: either Flax linen params of an MLP, ``{"params": {name: {"kernel",
-        "bias"}}}`` or the inner dict, layers in call order; or a Flax ``nnx``
-        module whose ``nnx.Linear`` layers form the MLP (found in attribute order,
-        e.g. a ``nnx.List`` of layers). It is not modified.
+        "bias"}}}`` or the inner dict; or a Flax ``nnx`` module whose
+        ``nnx.Linear`` layers form the MLP. It is not modified.
       activation: the elementwise hidden activation (``jax.nn.relu`` by default).
-      layers: optional explicit order: linen layer names, or the model's
-        ``nnx.Linear`` modules.
+      layers: optional explicit order: linen layer names (or name tuples for
+        nested modules), or the model's ``nnx.Linear`` modules.
+      module: the ``flax.linen`` Module of linen params (with ``example_input``).
+      example_input: an input for one forward pass (the model's single positional
+        argument), used to trace the call order.
 
     Returns:
       ``(pruned, report)``: linen params of the same layout with smaller arrays
@@ -255,13 +458,15 @@ def prune_dense(
     if not callable(activation):
         raise ValueError(f"`activation` must be a function, got {type(activation).__name__}.")
     if isinstance(model, Mapping):
-        return _prune_linen(model, activation, layers)
+        return _prune_linen(model, activation, layers, module, example_input)
     try:
         from flax import nnx
     except ImportError:  # pragma: no cover - flax is a dependency
         nnx = None
     if nnx is not None and isinstance(model, nnx.Module):
-        return _prune_nnx(model, activation, layers)
+        if module is not None:
+            raise ValueError("`module` is for linen params; an nnx model is its own module.")
+        return _prune_nnx(model, activation, layers, example_input)
     raise ValueError(
         "`model` must be Flax linen params of an MLP (a dict of Dense layer params) or an "
         f"nnx Module, got {type(model).__name__}."

@@ -7,6 +7,7 @@ warm-started in sequence (``jax.lax.scan``) or solved all at once (``jax.vmap``)
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -81,6 +82,19 @@ class PathResult(NamedTuple):
 # ----------------------------------------------------------------------------- helpers
 
 
+def _accepts_mask(fn: Callable) -> bool:
+    """Whether ``fn`` takes a ``mask`` keyword (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True  # no signature (a builtin): let the call decide
+    return any(
+        p.kind is inspect.Parameter.VAR_KEYWORD
+        or (p.name == "mask" and p.kind is not inspect.Parameter.POSITIONAL_ONLY)
+        for p in params
+    )
+
+
 def _resolve_prox(prox: Any, l1_ratio: Any, group_axis: Any) -> tuple[Callable, Callable | None]:
     """Returns ``(tree_prox(tree, t, mask), penalty(tree, s, mask) or None)``."""
     known = {
@@ -94,7 +108,15 @@ def _resolve_prox(prox: Any, l1_ratio: Any, group_axis: Any) -> tuple[Callable, 
         if name is None:
 
             def custom(tree, t, mask):
-                return prox(tree, t) if mask is None else prox(tree, t, mask=mask)
+                if mask is None:
+                    return prox(tree, t)
+                if not _accepts_mask(prox):
+                    raise ValueError(
+                        "`mask` cannot be applied to a custom `prox` that takes no `mask` "
+                        "keyword (jaxreg cannot tell whether it acts leaf by leaf): give it "
+                        "a `mask=` parameter, or apply the mask inside it and pass mask=None."
+                    )
+                return prox(tree, t, mask=mask)
 
             return custom, None
         prox = name

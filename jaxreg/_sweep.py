@@ -64,6 +64,38 @@ def _sparsity(params: Any, mask: Any) -> jax.Array:
     return zeros / max(total, 1)
 
 
+def _check_eval_data(eval_data: Any, inputs: jax.Array, labels: jax.Array) -> None:
+    """``eval_data`` is ``(inputs, labels)`` shaped like one batch (any batch size)."""
+    if not isinstance(eval_data, tuple | list) or len(eval_data) != 2:
+        raise ValueError(
+            "`eval_data` must be a pair (inputs, labels) like one training batch, got "
+            f"{type(eval_data).__name__}"
+            + (f" of length {len(eval_data)}." if isinstance(eval_data, tuple | list) else ".")
+        )
+    ex, ey = (jnp.shape(b) for b in eval_data)
+    if len(ex) < 1 or len(ey) < 1 or ex[0] != ey[0]:
+        raise ValueError(
+            "`eval_data` must be (inputs, labels) with the same leading (example) axis; got "
+            f"shapes {ex} and {ey}."
+        )
+    if ex[1:] != inputs.shape[2:] or ey[1:] != labels.shape[2:]:
+        raise ValueError(
+            f"`eval_data` must be shaped like one training batch: inputs (n, "
+            f"{', '.join(map(str, inputs.shape[2:]))}) and labels (n"
+            f"{''.join(', ' + str(d) for d in labels.shape[2:])}); got {ex} and {ey} (the "
+            "batches are stacked over steps, eval_data is not)."
+        )
+
+
+def _check_integer_labels(name: str, labels: jax.Array) -> None:
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(
+            f"`{name}` labels must be integer class indices for the default `loss_fn` "
+            f"(softmax cross-entropy with integer labels), got dtype {labels.dtype}; pass "
+            "`loss_fn` for other labels."
+        )
+
+
 def strength_sweep(
     model: Any,
     params: Any,
@@ -137,21 +169,35 @@ def strength_sweep(
             "`batches` must be (inputs, labels) with leading axes (steps, batch); got shapes "
             f"{inputs.shape} and {labels.shape}."
         )
+    if eval_data is not None:
+        _check_eval_data(eval_data, inputs, labels)
     if loss_fn is None:
+        _check_integer_labels("batches", labels)
+        if eval_data is not None:
+            _check_integer_labels("eval_data", jnp.asarray(eval_data[1]))
         loss_fn = optax.softmax_cross_entropy_with_integer_labels
 
     def data_loss(p, x, yb):
         return jnp.mean(loss_fn(apply(p, x), yb))
 
-    def step(p, state, strength, batch):
+    def make_tx(strength):
         tx = optimizer(strength)
+        if not isinstance(tx, optax.GradientTransformation):
+            raise ValueError(
+                "`optimizer` must be a function strength -> optax.GradientTransformation; it "
+                f"returned {type(tx).__name__}."
+            )
+        return tx
+
+    def step(p, state, strength, batch):
+        tx = make_tx(strength)
         loss, grads = jax.value_and_grad(data_loss)(p, *batch)
         updates, state = tx.update(grads, state, p)
         return optax.apply_updates(p, updates), state, loss
 
     k = strengths.shape[0]
     stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (k, *jnp.shape(x))), params)
-    states = jax.vmap(lambda p, s: optimizer(s).init(p))(stacked, strengths)
+    states = jax.vmap(lambda p, s: make_tx(s).init(p))(stacked, strengths)
     vstep = jax.vmap(step, in_axes=(0, 0, 0, None))
 
     def scan_body(carry, batch):

@@ -155,13 +155,43 @@ def _check_mask_leaves(mask_tree: Any) -> None:
             )
 
 
+def _check_no_none_over_params(mask_tree: Any, tree: Any) -> None:
+    """A ``None`` in a mask is fine where the params have ``None``; elsewhere it is refused.
+
+    Called once ``mask_tree`` is known to be a prefix of ``tree``.
+    """
+    jax.tree_util.tree_map_with_path(
+        _none_over_params, mask_tree, tree, is_leaf=lambda x: x is None
+    )
+
+
+def _none_over_params(path: Any, mask_leaf: Any, sub: Any) -> None:
+    if mask_leaf is None and jax.tree.leaves(sub):
+        raise ValueError(
+            f"{MASK_RULE}; the mask has None at {jax.tree_util.keystr(path)} where the params "
+            "have arrays. Use False to leave them unregularized (None is only allowed where "
+            "the params are None too)."
+        )
+
+
 def resolve_mask(mask: Any, tree: Any) -> Any:
     """Turns a mask spec into a pytree of Python bools that is a prefix of ``tree``."""
     mask_tree = mask(tree) if is_schedule(mask) else mask
     if isinstance(mask_tree, jax.Array | np.ndarray):
         raise ValueError(f"{MASK_RULE}; the mask function returned an array.")
     _check_mask_leaves(mask_tree)
-    check_prefix("mask", mask_tree, tree)
+    try:
+        check_prefix("mask", mask_tree, tree)
+    except ValueError:
+        # Same parameter paths in another container (nnx.State of Param boxes vs the
+        # plain arrays nnx.Optimizer updates, a plain dict): matched path by path.
+        from jaxreg import _masks
+
+        matched = _masks.match_by_path(mask_tree, tree)
+        if matched is None:
+            raise
+        return matched
+    _check_no_none_over_params(mask_tree, tree)
     return mask_tree
 
 

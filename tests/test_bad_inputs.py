@@ -465,7 +465,8 @@ bad(
 bad(
     "kernels_only",
     "selects-nothing",
-    lambda: jaxreg.l1_penalty(P, 0.1, mask=jaxreg.kernels_only()),
+    # ("w"/"b" of P are Haiku's kernel/bias names: a tree with no kernel at all.)
+    lambda: jaxreg.l1_penalty({"bias": P["b"], "scale": P["b"]}, 0.1, mask=jaxreg.kernels_only()),
     "mask",
     r"selects no parameter",
 )
@@ -849,3 +850,220 @@ def test_prox_of_empty_or_integer_tree_is_unchanged(fn):
     for key in ("count", "flag"):
         assert out[key].dtype == tree[key].dtype
         np.testing.assert_array_equal(out[key], tree[key])
+
+
+# ---- issue 12 (hardening): rows added by the harden branch ---------------------------
+# Appended after the parametrized test on purpose: pytest reads BAD at collection time,
+# when the whole module has run, so these rows are part of the table.
+
+
+def _sweep_with_eval(eval_data):
+    x = jnp.ones((2, 4, 3))
+    labels = jnp.zeros((2, 4), jnp.int32)
+
+    def apply(p, inputs):
+        return inputs @ p["w"]
+
+    params = {"w": jnp.ones((3, 2))}
+    return jaxreg.strength_sweep(
+        apply,
+        params,
+        (x, labels),
+        jnp.array([0.0, 0.1]),
+        optimizer=lambda s: optax.chain(optax.sgd(0.1), jaxreg.l1_prox(s, learning_rate=0.1)),
+        eval_data=eval_data,
+    )
+
+
+def _wrapped_schedule_free(learning_rate):
+    return optax.contrib.schedule_free_adamw(learning_rate)
+
+
+def _prox_without_mask(tree, t):
+    return jaxreg.prox_l1(tree, t)
+
+
+bad(
+    "regularized",
+    "clip_norm-schedule",
+    lambda: jaxreg.regularized(optax.adam, 0.1, clip_norm=optax.constant_schedule(1.0)),
+    "clip_norm",
+    r"no schedule",
+)
+bad(
+    "regularized",
+    "optimizer_kwargs-learning_rate",
+    lambda: jaxreg.regularized(optax.sgd, 0.1, optimizer_kwargs={"learning_rate": 0.2}),
+    "optimizer_kwargs",
+    r"must not contain 'learning_rate'",
+)
+bad(
+    "regularized",
+    "optimizer_kwargs-not-dict",
+    lambda: jaxreg.regularized(optax.sgd, 0.1, optimizer_kwargs=[("momentum", 0.9)]),
+    "optimizer_kwargs",
+    r"dict",
+)
+bad(
+    "regularized",
+    "factory-returns-None",
+    lambda: jaxreg.regularized(lambda lr: None, 0.1, l1=0.1),
+    "optimizer",
+    r"returns an optax.GradientTransformation.*NoneType",
+)
+bad(
+    "regularized",
+    "factory-returns-function",
+    lambda: jaxreg.regularized(lambda lr: lambda p: p, 0.1),
+    "optimizer",
+    r"returns an optax.GradientTransformation.*function",
+)
+bad(
+    "regularized",
+    "factory-bad-call",
+    lambda: jaxreg.regularized(lambda: optax.sgd(0.1), 0.1),
+    "optimizer",
+    r"optimizer\(learning_rate",
+)
+bad(
+    "regularized",
+    "wrapped-schedule_free",
+    lambda: jaxreg.regularized(_wrapped_schedule_free, 1e-3, weight_decay=1e-4),
+    "optimizer",
+    r"ScheduleFreeState",
+)
+bad(
+    "regularized",
+    "inject_hyperparams-schedule_free",
+    lambda: jaxreg.regularized(
+        optax.inject_hyperparams(optax.contrib.schedule_free_sgd), 1e-3, group_lasso=1e-4
+    ),
+    "optimizer",
+    r"schedule-free|z sequence",
+)
+bad(
+    "projection_l1_ball",
+    "schedule-radius",
+    lambda: jaxreg.projection_l1_ball(P, optax.constant_schedule(1.0)),
+    "radius",
+    r"schedule",
+)
+bad(
+    "projection_l2_ball",
+    "vector-radius",
+    lambda: jaxreg.projection_l2_ball(P, jnp.ones(2)),
+    "radius",
+    r"scalar",
+)
+bad(
+    "soft_threshold",
+    "int-array",
+    lambda: jaxreg.soft_threshold(jnp.arange(3), 1.0),
+    "x",
+    r"float or complex",
+)
+bad(
+    "block_soft_threshold",
+    "bool-array",
+    lambda: jaxreg.block_soft_threshold(jnp.ones((2, 2), bool), 1.0),
+    "x",
+    r"float or complex",
+)
+bad(
+    "l1_prox",
+    "mask-None-over-array",
+    lambda: update(jaxreg.l1_prox(0.1, learning_rate=0.1, mask={"w": True, "b": None})),
+    "mask",
+    r"None at \['b'\]",
+)
+bad(
+    "l1_penalty",
+    "mask-None-over-array",
+    lambda: jaxreg.l1_penalty(P, 0.1, mask={"w": None, "b": True}),
+    "mask",
+    r"Use False",
+)
+bad(
+    "proximal_adam",
+    "mask-None-over-array",
+    lambda: update(jaxreg.proximal_adam(0.1, l1=0.1, mask={"w": True, "b": None})),
+    "mask",
+    r"None at",
+)
+bad(
+    "sparsity",
+    "mask-None-over-array",
+    lambda: jaxreg.sparsity(P, mask={"w": True, "b": None}),
+    "mask",
+    r"None at",
+)
+bad(
+    "strength_sweep",
+    "eval_data-not-a-pair",
+    lambda: _sweep_with_eval(jnp.ones((4, 3))),
+    "eval_data",
+    r"pair",
+)
+bad(
+    "strength_sweep",
+    "eval_data-lengths-differ",
+    lambda: _sweep_with_eval((jnp.ones((4, 3)), jnp.zeros(3, jnp.int32))),
+    "eval_data",
+    r"leading",
+)
+bad(
+    "strength_sweep",
+    "eval_data-stacked-like-batches",
+    lambda: _sweep_with_eval((jnp.ones((2, 4, 3)), jnp.zeros((2, 4), jnp.int32))),
+    "eval_data",
+    r"one training batch",
+)
+bad(
+    "strength_sweep",
+    "eval_data-float-labels",
+    lambda: _sweep_with_eval((jnp.ones((4, 3)), jnp.zeros(4))),
+    "eval_data",
+    r"integer",
+)
+bad(
+    "proximal_gradient",
+    "custom-prox-with-mask",
+    lambda: jaxreg.proximal_gradient(
+        lambda w: jnp.sum((w["w"] - 1.0) ** 2) + jnp.sum(w["b"] ** 2),
+        P,
+        strength=0.1,
+        prox=_prox_without_mask,
+        mask={"w": True, "b": False},
+    ),
+    "mask",
+    r"custom `prox`",
+)
+bad(
+    "prune_dense",
+    "names-fix-no-order",
+    lambda: jaxreg.prune_dense(
+        {"a": {"kernel": jnp.ones((2, 2))}, "b": {"kernel": jnp.ones((2, 2))}}
+    ),
+    "layers",
+    r"cannot tell the call order",
+)
+bad(
+    "prune_dense",
+    "module-without-example_input",
+    lambda: jaxreg.prune_dense({"Dense_0": {"kernel": jnp.ones((2, 2))}}, module=object()),
+    "example_input",
+    r"needed",
+)
+bad(
+    "strength_sweep",
+    "optimizer-returns-None",
+    lambda: jaxreg.strength_sweep(
+        lambda p, x: x @ p["w"],
+        {"w": jnp.ones((3, 2))},
+        (jnp.ones((2, 4, 3)), jnp.zeros((2, 4), jnp.int32)),
+        jnp.array([0.0, 0.1]),
+        optimizer=lambda s: None,
+    ),
+    "optimizer",
+    r"returned NoneType",
+)

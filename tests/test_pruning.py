@@ -192,7 +192,9 @@ def test_no_bias_in_next_layer_keeps_units_it_cannot_fold():
     b0 = np.array([0.0, 0.5, 0.0])  # unit 1: relu(0.5) * [2] != 0, unit 2: relu(0) = 0
     k1 = np.array([[1.0], [2.0], [3.0]])
     params = {"a": {"kernel": k0, "bias": b0}, "b": {"kernel": k1}}
-    pruned, report = jaxreg.prune_dense(params)
+    with pytest.raises(ValueError, match="`layers`: cannot tell the call order"):
+        jaxreg.prune_dense(params)  # b -> a would chain too: names "a", "b" fix no order
+    pruned, report = jaxreg.prune_dense(params, layers=["a", "b"])
     assert report.features_after == (2, 1) and report.folded == (1, 0)
     x = np.array([[0.3], [-1.2], [2.0]])
     before = np.maximum(x @ k0 + b0, 0) @ k1
@@ -201,3 +203,188 @@ def test_no_bias_in_next_layer_keeps_units_it_cannot_fold():
     )
     after = np.maximum(x @ k0p + b0p, 0) @ k1p
     np.testing.assert_allclose(after, before, atol=1e-12)
+
+
+# ---- layer order from the data flow (issue 12) --------------------------------------------
+
+WIDTHS = (9, 5, 7, 6, 8, 5, 7, 6, 9, 5, 6)  # 11 hidden layers + an output of 2: 12 Dense
+DEAD = {0: [1, 4], 3: [2], 7: [0, 5], 10: [3]}  # layer -> units whose incoming column is 0
+
+
+def _deep_params(seed=0):
+    sizes = (IN, *WIDTHS, 2)
+    kernels, biases = _random_layers(sizes, seed)
+    for layer, units in DEAD.items():
+        for u in units:
+            kernels[layer][:, u] = 0.0  # folded into the next bias (relu(b) != 0) or dropped
+    return kernels, biases
+
+
+def test_linen_twelve_dense_layers_after_tree_map():
+    """``jax.tree.map`` sorts keys as strings (Dense_0, Dense_1, Dense_10, Dense_11, Dense_2,
+    ...); the order must still be the call order."""
+    with jax.enable_x64(True):
+        features = (*WIDTHS, 2)
+        model = MLP(features)
+        x = jnp.asarray(np.random.default_rng(5).normal(size=(32, IN)))
+        kernels, biases = _deep_params()
+        params = {
+            "params": {
+                f"Dense_{i}": {"kernel": jnp.asarray(k), "bias": jnp.asarray(b)}
+                for i, (k, b) in enumerate(zip(kernels, biases, strict=True))
+            }
+        }
+        params = jax.tree.map(lambda a: a, params)
+        assert list(params["params"])[:3] == ["Dense_0", "Dense_1", "Dense_10"]
+        expected = (*(w - len(DEAD.get(i, [])) for i, w in enumerate(WIDTHS)), 2)
+        before = model.apply(params, x)
+        for kwargs in ({}, {"module": model, "example_input": x}):
+            pruned, report = jaxreg.prune_dense(params, **kwargs)
+            assert report.features_before == features
+            assert report.features_after == expected
+            after = MLP(report.features_after).apply(pruned, x)
+            assert float(np.max(np.abs(np.asarray(after) - np.asarray(before)))) <= 1e-6
+
+
+class Named(nn.Module):
+    """Custom names: no order can be read from them."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Dense(8, name="zeta", param_dtype=jnp.float64)(x))
+        x = nn.relu(nn.Dense(6, name="alpha", param_dtype=jnp.float64)(x))
+        return nn.Dense(3, name="mid", param_dtype=jnp.float64)(x)
+
+
+def test_linen_custom_names_need_a_trace_or_layers():
+    with jax.enable_x64(True):
+        model = Named()
+        x = jnp.asarray(np.random.default_rng(6).normal(size=(16, IN)))
+        params = model.init(jax.random.key(0), x)
+        kernel = np.array(params["params"]["zeta"]["kernel"])
+        kernel[:, [2, 5]] = 0.0
+        params["params"]["zeta"]["kernel"] = jnp.asarray(kernel)
+        with pytest.raises(ValueError, match="`layers`: cannot tell the call order"):
+            jaxreg.prune_dense(params)
+        with pytest.raises(ValueError, match="`example_input`"):
+            jaxreg.prune_dense(params, module=model)
+        _, report = jaxreg.prune_dense(params, module=model, example_input=x)
+        assert report.features_after == (6, 6, 3)
+        _, explicit = jaxreg.prune_dense(params, layers=["zeta", "alpha", "mid"])
+        assert explicit == report
+        with pytest.raises(ValueError, match=r"`layers`.*disagrees"):
+            jaxreg.prune_dense(
+                params, layers=["alpha", "zeta", "mid"], module=model, example_input=x
+            )
+
+
+class Scrambled(nnx.Module):
+    """Attributes sort as alpha, mid, zeta; the call order is zeta, alpha, mid."""
+
+    def __init__(self, rngs, dtype=jnp.float64):
+        kw = {"rngs": rngs, "param_dtype": dtype, "dtype": dtype}
+        self.zeta = nnx.Linear(IN, 8, **kw)
+        self.alpha = nnx.Linear(8, 6, **kw)
+        self.mid = nnx.Linear(6, 3, **kw)
+
+    def __call__(self, x):
+        return self.mid(jax.nn.relu(self.alpha(jax.nn.relu(self.zeta(x)))))
+
+
+def test_nnx_call_order_differs_from_attribute_order():
+    with jax.enable_x64(True):
+        model = Scrambled(nnx.Rngs(0))
+        assert [p for p, m in nnx.iter_modules(model) if isinstance(m, nnx.Linear)] == [
+            ("alpha",),
+            ("mid",),
+            ("zeta",),
+        ]
+        k = np.array(model.zeta.kernel.get_value())
+        k[:, [0, 3, 7]] = 0.0
+        model.zeta.kernel.set_value(jnp.asarray(k))
+        k = np.array(model.alpha.kernel.get_value())
+        k[:, 1] = 0.0
+        model.alpha.kernel.set_value(jnp.asarray(k))
+        x = jnp.asarray(np.random.default_rng(7).normal(size=(16, IN)))
+        before = model(x)
+        with pytest.raises(ValueError, match="`layers`: cannot tell the call order"):
+            jaxreg.prune_dense(model)
+        pruned, report = jaxreg.prune_dense(model, example_input=x)
+        assert report.features_after == (5, 5, 3)
+        assert (pruned.zeta.out_features, pruned.alpha.out_features) == (5, 5)
+        assert float(np.max(np.abs(np.asarray(pruned(x)) - np.asarray(before)))) <= 1e-6
+        _, explicit = jaxreg.prune_dense(model, layers=[model.zeta, model.alpha, model.mid])
+        assert explicit == report
+        assert model.zeta.out_features == 8  # the original is untouched
+        assert type(model.zeta) is nnx.Linear
+
+
+class Twice(nnx.Module):
+    def __init__(self, rngs):
+        self.inp = nnx.Linear(IN, 6, rngs=rngs)
+        self.hidden = nnx.Linear(6, 6, rngs=rngs)
+        self.out = nnx.Linear(6, 2, rngs=rngs)
+
+    def __call__(self, x):
+        x = jax.nn.relu(self.inp(x))
+        x = jax.nn.relu(self.hidden(x))
+        x = jax.nn.relu(self.hidden(x))
+        return self.out(x)
+
+
+class Residual(nnx.Module):
+    def __init__(self, rngs):
+        self.layers = nnx.List([nnx.Linear(IN, 6, rngs=rngs), nnx.Linear(6, 6, rngs=rngs)])
+        self.head = nnx.List([nnx.Linear(6, 2, rngs=rngs)])
+
+    def __call__(self, x):
+        h = jax.nn.relu(self.layers[0](x))
+        return self.head[0](jax.nn.relu(self.layers[1](h)) + h)
+
+
+def test_nnx_ambiguous_models_are_refused():
+    x = jnp.asarray(np.random.default_rng(8).normal(size=(4, IN)), jnp.float32)
+    with pytest.raises(ValueError, match="`model`: layer 'hidden' is called 2 times"):
+        jaxreg.prune_dense(Twice(nnx.Rngs(0)), example_input=x)
+    with pytest.raises(ValueError, match="`layers`: cannot tell the call order"):
+        jaxreg.prune_dense(Twice(nnx.Rngs(0)))
+    with pytest.raises(ValueError, match=r"not a plain chain|not `activation`"):
+        jaxreg.prune_dense(Residual(nnx.Rngs(0)), example_input=x)
+    with pytest.raises(ValueError, match="`layers`: cannot tell"):  # two lists: no order
+        jaxreg.prune_dense(Residual(nnx.Rngs(0)))
+    with pytest.raises(ValueError, match="`module`"):
+        jaxreg.prune_dense(Twice(nnx.Rngs(0)), module=MLP((2,)))
+
+
+def test_trace_checks_the_activation():
+    model = MLP((5, 2), activation=jax.nn.sigmoid, dtype=jnp.float32)
+    x = jnp.asarray(np.random.default_rng(9).normal(size=(4, IN)), jnp.float32)
+    params = model.init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match="`activation`"):
+        jaxreg.prune_dense(params, module=model, example_input=x)  # relu assumed
+    _, report = jaxreg.prune_dense(params, module=model, example_input=x, activation=jax.nn.sigmoid)
+    assert report.features_after == (5, 2)
+
+
+class Wrapper(nn.Module):
+    """The MLP is a submodule: its Dense layers live at ``mlp/Dense_i``."""
+
+    @nn.compact
+    def __call__(self, x):
+        return MLP((6, 5, 2), dtype=jnp.float32, name="mlp")(x)
+
+
+def test_linen_nested_module_traced():
+    model = Wrapper()
+    x = jnp.asarray(np.random.default_rng(10).normal(size=(8, IN)), jnp.float32)
+    params = model.init(jax.random.key(0), x)
+    k = np.array(params["params"]["mlp"]["Dense_1"]["kernel"])
+    k[:, [0, 4]] = 0.0
+    params["params"]["mlp"]["Dense_1"]["kernel"] = jnp.asarray(k)
+    pruned, report = jaxreg.prune_dense(params, module=model, example_input=x)
+    assert report.features_after == (6, 3, 2)
+    after = MLP(report.features_after, dtype=jnp.float32).apply(
+        {"params": pruned["params"]["mlp"]}, x
+    )
+    before = model.apply(params, x)
+    assert float(np.max(np.abs(np.asarray(after) - np.asarray(before)))) <= 1e-6
