@@ -29,12 +29,12 @@ BIG = 1e3  # a strength that zeroes every finite coordinate below
 
 # ---- NaN / inf through the prox operators -------------------------------------------
 LEAF_PROX = {
-    "soft_threshold": lambda x, t: jaxreg.soft_threshold(x, t),
-    "prox_l1": lambda x, t: jaxreg.prox_l1(x, t),
-    "prox_l2": lambda x, t: jaxreg.prox_l2(x, t),
-    "prox_elastic_net": lambda x, t: jaxreg.prox_elastic_net(x, t, l1_ratio=0.5),
-    "block_soft_threshold": lambda x, t: jaxreg.block_soft_threshold(x, t),
-    "prox_group_lasso": lambda x, t: jaxreg.prox_group_lasso(x, t),
+    "soft_threshold": lambda x, t: jaxreg.prox.soft_threshold(x, t),
+    "prox_l1": lambda x, t: jaxreg.prox.l1(x, t),
+    "prox_l2": lambda x, t: jaxreg.prox.l2(x, t),
+    "prox_elastic_net": lambda x, t: jaxreg.prox.elastic_net(x, t, l1_ratio=0.5),
+    "block_soft_threshold": lambda x, t: jaxreg.prox.block_soft_threshold(x, t),
+    "prox_group_lasso": lambda x, t: jaxreg.prox.group_lasso(x, t),
 }
 GROUPED = {"block_soft_threshold", "prox_group_lasso"}
 
@@ -132,7 +132,7 @@ def test_float16_group_prox_norm_neither_overflows_nor_underflows(value):
     x64 = np.full((4, 3), np.float64(np.float16(value)))
     norm = np.sqrt((x64**2).sum(axis=0))
     expected = (x64 * np.maximum(0, 1 - t * 2 / norm)).astype(np.float16)
-    out = jaxreg.block_soft_threshold(x, t)
+    out = jaxreg.prox.block_soft_threshold(x, t)
     assert out.dtype == jnp.float16
     np.testing.assert_array_equal(np.asarray(out), expected)
     tx = _after_sgd(jaxreg.group_lasso_prox(t, learning_rate=1.0))
@@ -154,12 +154,12 @@ def test_group_prox_and_penalty_finite_at_zero_group(dtype, x64):
     z = jnp.zeros((3, 2), dtype)
     tiny = jnp.full((3, 2), 1e-30 if "16" not in dtype else 1e-7, dtype)  # squares underflow
     for x in (z, tiny):
-        out = jaxreg.block_soft_threshold(x, 0.5)
+        out = jaxreg.prox.block_soft_threshold(x, 0.5)
         assert out.dtype == x.dtype and bool(jnp.all(jnp.isfinite(out)))
         np.testing.assert_array_equal(np.asarray(out.astype(jnp.complex128)), 0)
         # derivative of the prox at a zero group, along a direction: finite
         _, tangent = jax.jvp(
-            lambda a: jaxreg.block_soft_threshold(a, 0.5), (x,), (jnp.ones_like(x),)
+            lambda a: jaxreg.prox.block_soft_threshold(a, 0.5), (x,), (jnp.ones_like(x),)
         )
         assert bool(jnp.all(jnp.isfinite(tangent)))
         grad = grad_at_zero(x)
@@ -200,15 +200,15 @@ def test_complex_penalties_use_the_modulus():
 def test_complex_prox_operators_follow_the_modulus_rule():
     t = 0.8
     cases = {
-        "soft_threshold": (jaxreg.soft_threshold(Z, t), np_modulus_shrink(Z, t)),
-        "prox_l1": (jaxreg.prox_l1(Z, t), np_modulus_shrink(Z, t)),
-        "prox_l2": (jaxreg.prox_l2(Z, t), Z / (1 + t)),
+        "soft_threshold": (jaxreg.prox.soft_threshold(Z, t), np_modulus_shrink(Z, t)),
+        "prox_l1": (jaxreg.prox.l1(Z, t), np_modulus_shrink(Z, t)),
+        "prox_l2": (jaxreg.prox.l2(Z, t), Z / (1 + t)),
         "prox_elastic_net": (
-            jaxreg.prox_elastic_net(Z, t, l1_ratio=0.5),
+            jaxreg.prox.elastic_net(Z, t, l1_ratio=0.5),
             np_modulus_shrink(Z, 0.4) / 1.4,
         ),
-        "block_soft_threshold": (jaxreg.block_soft_threshold(Z, t), np_block(Z, t)),
-        "prox_group_lasso": (jaxreg.prox_group_lasso(Z, t), np_block(Z, t)),
+        "block_soft_threshold": (jaxreg.prox.block_soft_threshold(Z, t), np_block(Z, t)),
+        "prox_group_lasso": (jaxreg.prox.group_lasso(Z, t), np_block(Z, t)),
     }
     for name, (out, expected) in cases.items():
         assert out.dtype == jnp.complex64, name

@@ -269,9 +269,12 @@ def test_proximal_sgd_mask_and_plain_sgd():
     new = optax.apply_updates(params, u)
     np.testing.assert_allclose(new["w"], [0.0, _soft(-2.1, 0.5) / 1.5], rtol=1e-6)
     assert new["w"][0] == 0
-    # No penalty: exactly optax.sgd.
-    u0, _ = jaxreg.proximal_sgd(0.5).update(grads, ref.init(params), params)
+    # No penalty: exactly optax.sgd's updates; the state is (sgd's, the prox's) whatever
+    # the strengths' values.
+    plain = jaxreg.proximal_sgd(0.5)
+    u0, s0 = plain.update(grads, plain.init(params), params)
     jax.tree.map(np.testing.assert_array_equal, u0, jax.tree.map(lambda g: -0.5 * g, grads))
+    assert jax.tree.structure(s0) == jax.tree.structure(tx.init(params))
 
 
 # -------------------------------------------------------------- proximal adagrad
