@@ -229,12 +229,12 @@ class FlatLayout:
     # -- optimizer state --------------------------------------------------------
 
     def _is_param_tree(self, x: Any) -> bool:
-        """A subtree shaped like the params: same treedef, and per leaf an array of the
-        slot's shape whose kind (inexact or not) is the slot's.
+        """A subtree shaped like the params: same treedef and, per leaf, the slot's shape.
 
-        The kind check keeps an integer step count from being taken for a scalar
-        float parameter (a params tree that is one scalar leaf has a bare-leaf treedef,
-        as the count has).
+        When the params are one bare array (a bare-leaf treedef, which any array
+        has), the leaf must also be of the slot's kind (inexact or not) and not 0-d
+        integer: so the integer step count of Adam is never taken for a scalar
+        parameter.
         """
         if isinstance(x, dict) and not x:
             return False
@@ -244,13 +244,18 @@ class FlatLayout:
             return False
         if treedef != self.treedef or not leaves:
             return False
-        return all(
-            hasattr(a, "shape")
-            and hasattr(a, "dtype")
-            and tuple(a.shape) == s.shape
-            and bool(jnp.issubdtype(a.dtype, jnp.inexact)) == bool(jnp.issubdtype(s.dtype, jnp.inexact))
+        if not all(
+            hasattr(a, "shape") and tuple(a.shape) == s.shape
             for a, s in zip(leaves, self.slots, strict=True)
-        )
+        ):
+            return False
+        if jax.tree_util.treedef_is_leaf(self.treedef):
+            (a,), (s,) = leaves, self.slots
+            if not hasattr(a, "dtype"):
+                return False
+            a_inexact = bool(jnp.issubdtype(a.dtype, jnp.inexact))
+            return a_inexact == bool(jnp.issubdtype(s.dtype, jnp.inexact))
+        return True
 
     def _is_flat_tree(self, x: Any) -> bool:
         return (

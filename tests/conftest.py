@@ -43,3 +43,16 @@ def nested_tree(dtype=jnp.float32, seed=0):
 
 def float_leaves(tree):
     return [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+
+
+@pytest.fixture
+def proven_elementwise(monkeypatch):
+    """Stands in for the real ``prove_elementwise`` on the optax optimizers a test uses.
+
+    ``jaxreg._elementwise`` is a stub on this branch (it proves nothing, so every
+    opaque transform runs per leaf on views). A test of the fast path patches it to
+    say "proven" for transforms it knows to be elementwise.
+    """
+    import jaxreg._elementwise
+
+    monkeypatch.setattr(jaxreg._elementwise, "prove_elementwise", lambda tx, sk, bl: None)
