@@ -11,24 +11,26 @@ mode keeps every parameter of one dtype (and optional label) in one 1-D buffer:
   reshapes that XLA fuses into their consumers inside a jitted step; its gradient is
   one concatenation, not a sum of padded slices).
 * :func:`flat` runs a transform on those buffers, so the whole update is a few
-  fused kernels whatever the leaf count. jaxreg's transforms (also inside
-  ``optax.chain`` and :func:`jaxreg.regularized`) keep their per-leaf meaning:
-  masks, per-leaf strengths and schedules become per-buffer scalars, or, when a
-  buffer mixes leaves that are treated differently, a per-element class id built
-  once from the layout and kept in the state (1 byte per parameter). Group lasso
-  (not elementwise) runs leaf by leaf on views of the buffer and writes the
-  results back into it: exact, but with the per-leaf cost. Any other transform
-  is run on the buffers as if each buffer were one leaf: exact for elementwise
-  transforms (``adam``, ``sgd``, ``adamw`` without a mask...) and for global
-  reductions (``clip_by_global_norm``, up to summation order), wrong for
-  per-leaf reductions or per-leaf options of non-jaxreg transforms: give those a
-  mask or values per buffer with :meth:`FlatLayout.lift` on a layout built with
-  ``labels=``.
+  fused kernels whatever the leaf count, and gives every leaf the per-leaf
+  step's result. jaxreg's transforms, :func:`jaxreg.regularized` and the
+  proximal optimizers carry their description in their type and translate
+  themselves: masks and strengths written for the pytree (mask functions,
+  :func:`jaxreg.kernels_only`, :func:`jaxreg.path_mask`, bool pytrees,
+  :func:`jaxreg.path_strengths`, schedules) are resolved against the layout's
+  skeleton and become per-buffer scalars or, when a buffer mixes leaves that are
+  treated differently, a per-element class id (1 byte per parameter, kept in the
+  state and rebuilt when the description changes). Group lasso (not
+  elementwise) runs leaf by leaf on views of the buffer. Any other transform runs
+  directly on the buffers when :func:`jaxreg._elementwise.prove_elementwise`
+  proves that equals running it per leaf, else per leaf on views (exact, at the
+  per-leaf cost). ``labels=`` stays an optimisation (homogeneous buffers need no
+  ids); :meth:`FlatLayout.lift` an expert tool for non-jaxreg transforms run
+  directly.
 
 A flat training step::
 
     flat_params, layout = jaxreg.flatten_params(params)
-    tx = jaxreg.flat(jaxreg.regularized(optax.adam, 1e-3, l1=1e-5), layout)
+    tx = jaxreg.flat(jaxreg.regularized(optax.adam, 1e-3, l1=1e-5, mask=mask_fn), layout)
     opt_state = tx.init(flat_params)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))

@@ -1,5 +1,11 @@
 """Proximal optimizers: Adam with the prox in Adam's metric, SGD, Adagrad, FTRL.
 
+Each optimizer resolves its mask with the engine (:mod:`jaxreg._leafwise`) and
+follows its run-time rule: a learning rate or strength that is negative or NaN
+at run time gives NaN in the affected leaves; a learning rate of 0 is "no step".
+Each is a :class:`jaxreg._transforms.JaxregTransformation`, so :func:`jaxreg.flat`
+runs it on flat buffers with the same per-leaf meaning.
+
 Each optimizer here is one :class:`optax.GradientTransformationExtraArgs` whose
 update makes ``optax.apply_updates(p, u)`` equal the optimizer's new parameters;
 coordinates the prox sets to zero are exactly ``0.0`` (``p + (0 − p) == 0``).
@@ -431,7 +437,10 @@ def ftrl(
     differs from Keras when ``l2_shrinkage > 0``. Keras's ``l2`` enters ``quad`` as
     ``2·l2``: it is Keras's ``L2`` convention ``l2·Σw²``, not jaxreg's ``(λ/2)·Σw²``.
     With ``initial_accumulator_value = 0``, a zero gradient and ``l2 = beta = 0``
-    the first step divides ``0/0`` (NaN), as Keras does.
+    the first step divides ``0/0`` (NaN), as Keras does. A learning rate that
+    reaches 0 at run time (a schedule decaying to 0, an injected 0) is "no step":
+    the update is 0 and ``n``, ``z`` are kept (the formula divides by ``lr``, so
+    it is not evaluated there); a negative or NaN one gives NaN.
 
     Args:
       learning_rate: ``lr > 0``: a float or an optax schedule.

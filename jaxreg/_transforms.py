@@ -189,7 +189,7 @@ def add_l2_gradient(strength: Any = 1e-4, *, mask: Any = None) -> optax.Gradient
         ``params -> such a pytree``.
 
     Returns:
-      An :class:`optax.GradientTransformation`; updates keep their dtype.
+      A :class:`JaxregTransformation` (an optax transform); updates keep their dtype.
 
     Example:
       >>> import jax.numpy as jnp, optax, jaxreg
@@ -215,7 +215,9 @@ def weight_decay(
     weight_decay(λ, learning_rate=η))`` equals ``optax.adamw(η, weight_decay=λ)``.
     For decay that does not follow the learning rate (the AdamW paper; optax
     issues 292/364) pass ``learning_rate=1.0`` and a small ``strength`` (or a
-    multiplier schedule).
+    multiplier schedule). ``η_t·λ`` is capped at 1: a larger factor would flip the
+    weight's sign and grow it, so ``η_t·λ >= 1`` removes the whole weight
+    (``p_new = u``; exact zeros stay zero, also when ``η·λ`` overflows the dtype).
 
     Args:
       strength: ``λ >= 0``: number, schedule, prefix pytree or path strengths.

@@ -5,20 +5,16 @@ promotion is scoped with :func:`strict` around jaxreg's own calls, because
 optax.adam, adamw and MultiSteps themselves fail under global strict promotion.
 """
 
-import contextlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+# Re-exported for test modules that still import them from conftest (test_masks,
+# test_analysis); new code imports tests/_helpers.py.
+from _helpers import float_leaves, nested_tree, strict  # noqa: E402, F401
+
 jax.config.update("jax_numpy_rank_promotion", "raise")
-
-
-@contextlib.contextmanager
-def strict():
-    with jax.numpy_dtype_promotion("strict"):
-        yield
 
 
 @pytest.fixture
@@ -26,23 +22,6 @@ def x64():
     """Runs a test with float64 enabled, restoring the previous setting afterwards."""
     with jax.enable_x64(True):
         yield
-
-
-def nested_tree(dtype=jnp.float32, seed=0):
-    """A small nested dict/tuple pytree with a None leaf and an integer leaf."""
-    rng = np.random.default_rng(seed)
-    return {
-        "dense": {
-            "kernel": jnp.asarray(rng.normal(size=(3, 4)), dtype),
-            "bias": jnp.asarray(rng.normal(size=(4,)), dtype),
-        },
-        "extra": (jnp.asarray(rng.normal(size=(2,)), dtype), None),
-        "step": jnp.asarray(3, jnp.int32),
-    }
-
-
-def float_leaves(tree):
-    return [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
 
 
 @pytest.fixture

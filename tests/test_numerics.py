@@ -23,6 +23,7 @@ import optax
 import pytest
 
 import jaxreg
+from _helpers import np_block, np_soft
 
 BIG = 1e3  # a strength that zeroes every finite coordinate below
 
@@ -176,16 +177,6 @@ Z = (RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4))).astype(np.complex64
 Z[0, 0] = 0  # an exact zero entry
 
 
-def np_modulus_shrink(z, t):
-    a = np.abs(z)
-    return z * np.where(a == 0, 0, np.maximum(0, 1 - t / np.where(a == 0, 1, a)))
-
-
-def np_block(z, t):
-    norm = np.sqrt((np.abs(z) ** 2).sum(axis=0, keepdims=True))
-    return z * np.maximum(0, 1 - t * np.sqrt(z.shape[0]) / np.where(norm == 0, 1, norm))
-
-
 def test_complex_penalties_use_the_modulus():
     z = Z.astype(np.complex128)
     a = np.abs(z)
@@ -200,12 +191,12 @@ def test_complex_penalties_use_the_modulus():
 def test_complex_prox_operators_follow_the_modulus_rule():
     t = 0.8
     cases = {
-        "soft_threshold": (jaxreg.prox.soft_threshold(Z, t), np_modulus_shrink(Z, t)),
-        "prox_l1": (jaxreg.prox.l1(Z, t), np_modulus_shrink(Z, t)),
+        "soft_threshold": (jaxreg.prox.soft_threshold(Z, t), np_soft(Z, t)),
+        "prox_l1": (jaxreg.prox.l1(Z, t), np_soft(Z, t)),
         "prox_l2": (jaxreg.prox.l2(Z, t), Z / (1 + t)),
         "prox_elastic_net": (
             jaxreg.prox.elastic_net(Z, t, l1_ratio=0.5),
-            np_modulus_shrink(Z, 0.4) / 1.4,
+            np_soft(Z, 0.4) / 1.4,
         ),
         "block_soft_threshold": (jaxreg.prox.block_soft_threshold(Z, t), np_block(Z, t)),
         "prox_group_lasso": (jaxreg.prox.group_lasso(Z, t), np_block(Z, t)),
@@ -225,11 +216,11 @@ def test_complex_transforms_follow_the_modulus_rule():
     v = (Z - 0.5 * g).astype(np.complex128)  # sgd(0.5) step
     eta, lam = 0.5, 1.2
     cases = {
-        "l1_prox": (jaxreg.l1_prox(lam, learning_rate=eta), np_modulus_shrink(v, eta * lam)),
+        "l1_prox": (jaxreg.l1_prox(lam, learning_rate=eta), np_soft(v, eta * lam)),
         "l2_prox": (jaxreg.l2_prox(lam, learning_rate=eta), v / (1 + eta * lam)),
         "elastic_net_prox": (
             jaxreg.elastic_net_prox(lam, l1_ratio=0.5, learning_rate=eta),
-            np_modulus_shrink(v, eta * lam * 0.5) / (1 + eta * lam * 0.5),
+            np_soft(v, eta * lam * 0.5) / (1 + eta * lam * 0.5),
         ),
         "group_lasso_prox": (
             jaxreg.group_lasso_prox(lam, learning_rate=eta),
@@ -258,16 +249,16 @@ def test_complex_optimizers_follow_the_modulus_rule():
     eta, lam = 0.5, 0.4
     # proximal_sgd: sgd step, then modulus soft threshold and shrink
     new = _step(jaxreg.proximal_sgd(eta, l1=lam, l2=0.5), {"w": jnp.asarray(Z)}, {"w": g})
-    expected = np_modulus_shrink(z - eta * g, eta * lam) / (1 + eta * 0.5)
+    expected = np_soft(z - eta * g, eta * lam) / (1 + eta * 0.5)
     np.testing.assert_allclose(new, expected, rtol=2e-6, atol=1e-7)
     # proximal_adam, first step: m̂ = g, v̂ = |g|², d = |g| + eps, threshold η·λ/d
     new = _step(jaxreg.proximal_adam(eta, l1=lam), {"w": jnp.asarray(Z)}, {"w": g})
     d = np.abs(g) + 1e-8
-    expected = np_modulus_shrink(z - eta * g / d, eta * lam / d)
+    expected = np_soft(z - eta * g / d, eta * lam / d)
     # optax forms 1 − b2 = 1 − 0.999 in float32 (relative error 1.3e-5 in v̂)
     np.testing.assert_allclose(new, expected, rtol=3e-5, atol=1e-6)
     # proximal_adagrad (TF kernel): a = η/√(acc0 + |g|²), v = w − a·g, modulus threshold a·l1
     new = _step(jaxreg.proximal_adagrad(eta, l1=lam), {"w": jnp.asarray(Z)}, {"w": g})
     a = eta / np.sqrt(0.1 + np.abs(g) ** 2)
-    expected = np_modulus_shrink(z - a * g, a * lam)
+    expected = np_soft(z - a * g, a * lam)
     np.testing.assert_allclose(new, expected, rtol=2e-6, atol=1e-6)

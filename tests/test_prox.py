@@ -4,22 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import nested_tree, strict
+from _helpers import nested_tree, np_block, np_soft, strict
 
 import jaxreg
-
-
-def np_soft(v, t):
-    return np.sign(v) * np.maximum(np.abs(v) - t, 0)
-
-
-def np_block(v, t, axis=-1):
-    axes = tuple(i for i in range(v.ndim) if i != axis % v.ndim)
-    size = np.prod([v.shape[a] for a in axes])
-    n = np.sqrt(np.sum(v**2, axis=axes, keepdims=True))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(n > 0, np.maximum(0, 1 - t * np.sqrt(size) / n), 0)
-    return v * scale
 
 
 def np_project_l1(v, z):
