@@ -6,7 +6,6 @@ and ready-made chains.
 """
 
 from jaxreg import prox
-
 from jaxreg._analysis import LeafSparsity, sparsity, sparsity_report
 from jaxreg._combinators import regularized
 from jaxreg._flat import FlatLayout, FlatRegState, flat, flatten_params

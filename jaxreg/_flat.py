@@ -419,9 +419,7 @@ class _Ids:
                 new_ids[key] = self._build(key)
             else:
                 stale = jnp.any(classes[key] != expected)
-                new_ids[key] = jax.lax.cond(
-                    stale, lambda k=key: self._build(k), lambda o=old: o
-                )
+                new_ids[key] = jax.lax.cond(stale, lambda k=key: self._build(k), lambda o=old: o)
             new_classes[key] = jnp.asarray(expected)
         return new_ids, new_classes
 
@@ -485,7 +483,11 @@ class _RegPlan:
             u, p = updates[key], params[key]
             kind, arg = self.plan[key]
             if kind == "scalar":
-                out[key] = u if arg == 0 else self.leaf_update(u, p, *self.thresholds(arg, p.dtype, count, eta))
+                out[key] = (
+                    u
+                    if arg == 0
+                    else self.leaf_update(u, p, *self.thresholds(arg, p.dtype, count, eta))
+                )
             elif kind == "ids":
                 real = _leafwise.threshold(0.0, None, p.dtype).dtype
                 per_class = [(jnp.zeros([], real),) * self.n_parts] + [
@@ -532,7 +534,9 @@ class FlatRegularizers:
             ids, classes = zip(
                 *((plan.ids.init() if plan.ids else ({}, {})) for plan in self.plans), strict=True
             )
-            return FlatRegState(count=jnp.zeros([], jnp.int32), ids=tuple(ids), classes=tuple(classes))
+            return FlatRegState(
+                count=jnp.zeros([], jnp.int32), ids=tuple(ids), classes=tuple(classes)
+            )
         if self.stateful:
             return _transforms.ScheduleState(count=jnp.zeros([], jnp.int32))
         return optax.EmptyState()

@@ -177,9 +177,7 @@ def l2(tree: Any, strength: Any = 1.0, *, mask: Any = None) -> Any:
     return map_prox(tree, strength, mask, shrink)
 
 
-def elastic_net(
-    tree: Any, strength: Any = 1.0, *, l1_ratio: Any = 0.5, mask: Any = None
-) -> Any:
+def elastic_net(tree: Any, strength: Any = 1.0, *, l1_ratio: Any = 0.5, mask: Any = None) -> Any:
     r"""Prox of ``strength·(r‖·‖₁ + (1−r)/2‖·‖²)``: ``S_{t·r}(x) / (1 + t·(1−r))``.
 
     Example:

@@ -6,13 +6,11 @@ optax.adam, adamw and MultiSteps themselves fail under global strict promotion.
 """
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 import pytest
 
 # Re-exported for test modules that still import them from conftest (test_masks,
 # test_analysis); new code imports tests/_helpers.py.
-from _helpers import float_leaves, nested_tree, strict  # noqa: E402, F401
+from _helpers import float_leaves, nested_tree, strict  # noqa: F401
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -40,7 +40,9 @@ OPTIMIZERS = [
     ("proximal_adagrad", {"learning_rate": 1.0}),
     ("ftrl", {"learning_rate": 1.0}),
 ]
-IDS = [name + ("" if "l1" in kwargs else "-noreg" + str(len(kwargs))) for name, kwargs in OPTIMIZERS]
+IDS = [
+    name + ("" if "l1" in kwargs else "-noreg" + str(len(kwargs))) for name, kwargs in OPTIMIZERS
+]
 
 
 def _abs_sq(x):

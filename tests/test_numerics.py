@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import np_block, np_soft
 
 import jaxreg
-from _helpers import np_block, np_soft
 
 BIG = 1e3  # a strength that zeroes every finite coordinate below
 

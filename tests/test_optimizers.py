@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import np_soft
 
 import jaxreg
-from _helpers import np_soft
 
 STEPS = 60
 
