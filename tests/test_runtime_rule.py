@@ -84,8 +84,9 @@ def test_negative_or_nan_strength_at_run_time_gives_nan_in_affected_leaves(name,
         assert np.all(np.isfinite(np.asarray(out["b"], np.float32))), (name, bad)
 
 
-@pytest.mark.parametrize("name", list(ALL))
+@pytest.mark.parametrize("name", [n for n in ALL if n != "add_l2_gradient"])
 def test_negative_learning_rate_at_run_time_gives_nan(name):
+    # (add_l2_gradient takes no learning rate: there it belongs to optax.sgd.)
     p = tree(jnp.float32)
     g = jax.tree.map(lambda x: jnp.full_like(x, 0.1), p)
     out = jax.jit(lambda lr: step(ALL[name](0.05, lr), p, g))(jnp.asarray(-0.1))
@@ -102,12 +103,6 @@ def test_injected_negative_strength_under_jit_gives_nan(name):
     state.hyperparams["s"] = jnp.asarray(-0.05)
     u, _ = jax.jit(tx.update)(g, state, p)
     assert np.all(np.isnan(np.asarray(u["k"]))), name
-    guarded = optax.apply_if_finite(optax.inject_hyperparams(lambda s: factory(s, LR))(s=0.05), 3)
-    gs = guarded.init(p)
-    gs.inner_state.hyperparams["s"] = jnp.asarray(-0.05)
-    u, gs = jax.jit(guarded.update)(g, gs, p)
-    assert not bool(gs.last_finite)  # apply_if_finite catches it
-    np.testing.assert_array_equal(u["k"], 0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: jnp.dtype(d).name)
