@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg import _checks, _elementwise, _leafwise, _transforms
+from jaxreg import _checks, _dtypes, _elementwise, _leafwise, _transforms
 
 __all__ = ["FlatLayout", "FlatRegState", "flat", "flatten_params"]
 
@@ -140,11 +140,12 @@ class FlatLayout:
 
     # -- packing ---------------------------------------------------------------
 
-    def flatten(self, tree: Any) -> dict[str, jax.Array]:
+    def flatten(self, tree: Any, *, promote: bool = False) -> dict[str, jax.Array]:
         """Packs a pytree shaped like the params into ``{key: 1-D buffer}``.
 
         Leaves of one buffer must share a dtype (it may differ from the params',
-        e.g. a bfloat16 Adam moment).
+        e.g. a bfloat16 Adam moment), unless ``promote=True``: then they are cast to
+        their promoted dtype (as ``optax.apply_updates`` would add them to the params).
         """
         leaves, treedef = jax.tree.flatten(tree)
         if treedef != self.treedef:
@@ -163,6 +164,9 @@ class FlatLayout:
             parts[slot.key].append(leaf.reshape(-1))
         out = {}
         for key, pieces in parts.items():
+            if promote and len({p.dtype for p in pieces}) > 1:
+                wide = _dtypes.promote(*(p.dtype for p in pieces))
+                pieces = [p.astype(wide) for p in pieces]
             if len({p.dtype for p in pieces}) > 1:
                 raise ValueError(
                     f"`tree` mixes dtypes {sorted({p.dtype.name for p in pieces})} in the "
@@ -663,7 +667,10 @@ class _Views:
         tree_u = self.layout.unflatten(updates)
         tree_p = None if params is None else self.layout.unflatten(params)
         new_u, new_state = self.tx.update(tree_u, state, tree_p, **extra)
-        return self.layout.flatten(new_u), new_state
+        # optax may widen a leaf's update (a float32 learning rate times bfloat16
+        # updates): the buffer takes the promoted dtype, so apply_updates adds and
+        # rounds exactly as it does per leaf.
+        return self.layout.flatten(new_u, promote=True), new_state
 
 
 class _Chain:
