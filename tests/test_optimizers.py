@@ -270,7 +270,8 @@ def test_proximal_sgd_mask_and_plain_sgd():
     plain = jaxreg.proximal_sgd(0.5)
     u0, s0 = plain.update(grads, plain.init(params), params)
     jax.tree.map(np.testing.assert_array_equal, u0, jax.tree.map(lambda g: -0.5 * g, grads))
-    assert jax.tree.structure(s0) == jax.tree.structure(tx.init(params))
+    with_l1 = jaxreg.proximal_sgd(0.5, l1=1.0, l2=1.0)
+    assert jax.tree.structure(s0) == jax.tree.structure(with_l1.init(params))
 
 
 # -------------------------------------------------------------- proximal adagrad
