@@ -59,6 +59,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--n", type=int, default=10_000_000)
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--skip-views", action="store_true", help="skip the stub (views-mode) regularized row"
+    )
     args = parser.parse_args()
     n = args.n
     ten = bt.make_tree(n, 10)
@@ -85,6 +88,8 @@ def main() -> None:
         for name, make in FLAT.items():
             if proven and "regularized" not in name:
                 continue  # proximal_adam holds no opaque piece
+            if not proven and "regularized" in name and args.skip_views:
+                continue
             ftx = jaxreg.flat(make(m), layout)
             label = f"flat@500 {name}" + (" [adam proven]" if proven else "")
             variants.append(bt.Variant(label, bt.update_step(ftx), fp, ftx.init(fp), fg))

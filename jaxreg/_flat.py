@@ -493,13 +493,18 @@ class _RegPlan:
                     else self.leaf_update(u, p, *self.thresholds(arg, p.dtype, count, eta))
                 )
             elif kind == "ids":
-                real = _leafwise.threshold(0.0, None, p.dtype).dtype
-                per_class = [(jnp.zeros([], real),) * self.n_parts] + [
-                    self.thresholds(c, p.dtype, count, eta) for c in range(1, len(self.class_rule))
-                ]
-                tables = [jnp.stack([ts[i] for ts in per_class]) for i in range(self.n_parts)]
                 elem = ids[key]
-                new = self.leaf_update(u, p, *(table[elem] for table in tables))
+                real = _leafwise.threshold(0.0, None, p.dtype).dtype
+                ts = _per_element(
+                    elem,
+                    [
+                        self.thresholds(c, p.dtype, count, eta)
+                        for c in range(1, len(self.class_rule))
+                    ],
+                    self.n_parts,
+                    real,
+                )
+                new = self.leaf_update(u, p, *ts)
                 out[key] = jnp.where(elem == 0, u.astype(new.dtype), new)
             else:
                 out[key] = self._views(key, u, p, count, eta)
@@ -522,6 +527,25 @@ class _RegPlan:
         return _pack(pieces)
 
 
+def _per_element(elem: jax.Array, per_class: list, n_parts: int, real: Any) -> list:
+    """Per-element thresholds from class ids (class k >= 1 is ``per_class[k - 1]``).
+
+    A chain of selects for a few classes (elementwise: XLA fuses it into the update
+    loop), a table gather beyond that.
+    """
+    zero = jnp.zeros([], real)
+    if len(per_class) <= 8:
+        out = []
+        for i in range(n_parts):
+            t = zero
+            for k, ts in enumerate(per_class, start=1):
+                t = jnp.where(elem == k, ts[i], t)
+            out.append(t)
+        return out
+    tables = [jnp.stack([zero] + [ts[i] for ts in per_class]) for i in range(n_parts)]
+    return [table[elem] for table in tables]
+
+
 class FlatRegularizers:
     """A jaxreg transform (one or more descriptions, in order) run on flat buffers."""
 
@@ -530,16 +554,30 @@ class FlatRegularizers:
         self.regs = regs
         self.plans = [_RegPlan(reg, layout) for reg in regs]
         self.stateful = any(reg.stateful for reg in regs)
-        self.needs_ids = any(plan.ids is not None for plan in self.plans)
+        # Descriptions with the same per-leaf classes (one mask for decay and L1 in
+        # `regularized`) share one id array.
+        self.id_sets: list[_Ids] = []
+        self.plan_ids: list[int | None] = []
+        seen: dict[Any, int] = {}
+        for plan in self.plans:
+            if plan.ids is None:
+                self.plan_ids.append(None)
+                continue
+            key = (tuple(plan.leaf_class), plan.ids.keys)
+            if key not in seen:
+                seen[key] = len(self.id_sets)
+                self.id_sets.append(plan.ids)
+            self.plan_ids.append(seen[key])
+        self.needs_ids = bool(self.id_sets)
 
     def init(self, params: Any) -> Any:
         del params
         if self.needs_ids:
-            ids, classes = zip(
-                *((plan.ids.init() if plan.ids else ({}, {})) for plan in self.plans), strict=True
-            )
+            pairs = [ids.init() for ids in self.id_sets]
             return FlatRegState(
-                count=jnp.zeros([], jnp.int32), ids=tuple(ids), classes=tuple(classes)
+                count=jnp.zeros([], jnp.int32),
+                ids=tuple(i for i, _ in pairs),
+                classes=tuple(c for _, c in pairs),
             )
         if self.stateful:
             return _transforms.ScheduleState(count=jnp.zeros([], jnp.int32))
@@ -549,24 +587,23 @@ class FlatRegularizers:
         del extra
         _checks.require_params(params)
         if self.needs_ids:
-            if not isinstance(state, FlatRegState) or len(state.ids) != len(self.plans):
+            if not isinstance(state, FlatRegState) or len(state.ids) != len(self.id_sets):
                 raise ValueError(
                     "`state` must be the FlatRegState made by this flat transform's `init` "
-                    f"(got {type(state).__name__})."
+                    f"(got {type(state).__name__}, or one made for other masks)."
                 )
-            new_ids, new_classes = [], []
-            for plan, ids, classes in zip(self.plans, state.ids, state.classes, strict=True):
-                if plan.ids is None:
-                    i, c = {}, {}
-                else:
-                    i, c = plan.ids.current(ids, classes)
-                new_ids.append(i)
-                new_classes.append(c)
-                updates = plan.update(updates, params, state.count, i)
+            current = [
+                ids.current(i, c)
+                for ids, i, c in zip(self.id_sets, state.ids, state.classes, strict=True)
+            ]
+            for plan, j in zip(self.plans, self.plan_ids, strict=True):
+                updates = plan.update(
+                    updates, params, state.count, {} if j is None else current[j][0]
+                )
             return updates, FlatRegState(
                 count=optax.safe_increment(state.count),
-                ids=tuple(new_ids),
-                classes=tuple(new_classes),
+                ids=tuple(i for i, _ in current),
+                classes=tuple(c for _, c in current),
             )
         count = state.count if self.stateful else None
         for plan in self.plans:
