@@ -36,7 +36,6 @@ OPTIMIZERS = [
     # state tree the injected arrays give (issue 11).
     ("proximal_adam", {"learning_rate": 0.1}),
     ("proximal_sgd", {"learning_rate": 1e-3, "momentum": 0.9}),
-    ("proximal_sgd", {"learning_rate": 1e-3}),
     ("proximal_adagrad", {"learning_rate": 1.0}),
     ("ftrl", {"learning_rate": 1.0}),
 ]
