@@ -1,9 +1,11 @@
 """jaxreg: L1 and L2 regularization, first-class in JAX and Optax.
 
-Penalties (pure functions for a loss), prox operators (pure pytree maps), Optax
-gradient transformations built on them, and ready-made chains.
+Penalties (pure functions for a loss), prox operators (pure pytree maps, in the
+public module :mod:`jaxreg.prox`), Optax gradient transformations built on them,
+and ready-made chains.
 """
 
+from jaxreg import prox
 from jaxreg._analysis import LeafSparsity, sparsity, sparsity_report
 from jaxreg._combinators import regularized
 from jaxreg._flat import FlatLayout, FlatRegState, flat, flatten_params
@@ -27,16 +29,6 @@ from jaxreg._penalties import (
     group_lasso_penalty,
     l1_penalty,
     l2_penalty,
-)
-from jaxreg._prox import (
-    block_soft_threshold,
-    projection_l1_ball,
-    projection_l2_ball,
-    prox_elastic_net,
-    prox_group_lasso,
-    prox_l1,
-    prox_l2,
-    soft_threshold,
 )
 from jaxreg._pruning import PruneReport, prune_dense
 from jaxreg._solvers import (
@@ -71,7 +63,6 @@ __all__ = [
     "ScheduleState",
     "SweepResult",
     "add_l2_gradient",
-    "block_soft_threshold",
     "elastic_net_penalty",
     "elastic_net_prox",
     "flat",
@@ -89,12 +80,7 @@ __all__ = [
     "path_mask",
     "path_strengths",
     "plot_path",
-    "projection_l1_ball",
-    "projection_l2_ball",
-    "prox_elastic_net",
-    "prox_group_lasso",
-    "prox_l1",
-    "prox_l2",
+    "prox",
     "proximal_adagrad",
     "proximal_adam",
     "proximal_gradient",
@@ -102,7 +88,6 @@ __all__ = [
     "prune_dense",
     "regularization_path",
     "regularized",
-    "soft_threshold",
     "sparsity",
     "sparsity_report",
     "strength_sweep",

@@ -11,8 +11,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxreg import _penalties
-from jaxreg import _validation as v
+from jaxreg import _checks, _dtypes, _leafwise, _penalties
 
 __all__ = ["LeafSparsity", "sparsity", "sparsity_report"]
 
@@ -41,13 +40,13 @@ class LeafSparsity(NamedTuple):
 
 
 def _selected(params: Any, mask: Any) -> list[jax.Array]:
-    v.check_mask_spec(mask)
+    _checks.check_mask_spec(mask)
     params = _penalties.floats_as_arrays(params)
-    masks = v.mask_tree(mask, params)
+    masks = _leafwise.mask_tree(mask, params)
     return [
         w
         for w, m in zip(jax.tree.leaves(params), jax.tree.leaves(masks), strict=True)
-        if m and v.is_float_leaf(w)
+        if m and _leafwise.is_float_leaf(w)
     ]
 
 
@@ -84,11 +83,11 @@ def sparsity(params: Any, *, mask: Any = None) -> jax.Array:
 
 
 def _leaf_report(w: jax.Array, group_axis: int | tuple[int, ...]) -> LeafSparsity:
-    acc = v.accumulation_dtype(w.dtype)
+    acc = _dtypes.accumulation_dtype(w.dtype)
     is_zero = w == 0
     zeros = jnp.sum(is_zero, dtype=jnp.int32)
     size = int(w.size)
-    wide = w.astype(v.promote(w.dtype, acc))
+    wide = w.astype(_dtypes.promote(w.dtype, acc))
     l1 = jnp.sum(jnp.abs(wide)).astype(acc)
     l2 = jnp.sqrt(jnp.sum(_penalties.squared_modulus(wide))).astype(acc)
     axes = _penalties.reduce_axes(w.ndim, group_axis)
@@ -144,12 +143,12 @@ def sparsity_report(
       0.0 0
     """
     _penalties.check_group_axis(group_axis)
-    v.check_mask_spec(mask)
+    _checks.check_mask_spec(mask)
     params = _penalties.floats_as_arrays(params)
-    masks = v.mask_tree(mask, params)
+    masks = _leafwise.mask_tree(mask, params)
 
     def leaf(w, m):
-        if not m or not v.is_float_leaf(w):
+        if not m or not _leafwise.is_float_leaf(w):
             return None
         return _leaf_report(w, group_axis)
 

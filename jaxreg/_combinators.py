@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreg import _penalties, _transforms
-from jaxreg import _validation as v
+from jaxreg import _checks, _leafwise, _penalties, _transforms
+from jaxreg._leafwise import Regularizer
 
 __all__ = ["regularized"]
 
@@ -27,7 +27,7 @@ def _check_not_schedule_free(optimizer: Any, **strengths: Any) -> None:
         func = func.func
     if not getattr(func, "__name__", "").startswith("schedule_free"):
         return
-    active = [name for name, value in strengths.items() if not v.is_literal_zero(value)]
+    active = [name for name, value in strengths.items() if not _leafwise.is_literal_zero(value)]
     if active:
         raise ValueError(
             f"`optimizer`: {active[0]}= (a parameter-side prox/decay) cannot follow "
@@ -55,13 +55,13 @@ def _check_optimizer_and_options(
     """Checks of :func:`regularized` (issue 12): options, what the factory returns, and
     schedule-free detected from the optimizer's state (not only from its name).
     """
-    if clip_norm is not None and v.is_schedule(clip_norm):
+    if clip_norm is not None and _checks.is_schedule(clip_norm):
         raise ValueError(
             "`clip_norm` must be a number (optax.clip_by_global_norm takes no schedule), "
             "got a schedule."
         )
     if clip_norm is not None:
-        v.check_scalar("clip_norm", clip_norm)
+        _checks.check_scalar("clip_norm", clip_norm)
     if optimizer_kwargs is not None:
         if not isinstance(optimizer_kwargs, dict):
             raise ValueError(
@@ -77,7 +77,7 @@ def _check_optimizer_and_options(
                 )
     if not callable(optimizer):
         return  # the existing check below names `optimizer`
-    v.check_scalar_or_schedule("learning_rate", learning_rate)
+    _checks.check_number("learning_rate", learning_rate)
     try:
         inner = optimizer(learning_rate, **(optimizer_kwargs or {}))
     except TypeError as err:
@@ -90,7 +90,7 @@ def _check_optimizer_and_options(
             "`optimizer` must be a factory that returns an optax.GradientTransformation "
             f"(such as optax.adam); optimizer(learning_rate) returned {type(inner).__name__}."
         )
-    active = [name for name, value in parameter_side.items() if not v.is_literal_zero(value)]
+    active = [n for n, value in parameter_side.items() if not _leafwise.is_literal_zero(value)]
     if not active:
         return
     try:  # schedule-free is recognised by its state (wrapped factories included)
@@ -125,14 +125,18 @@ def regularized(
     the prox can never disagree on ``η``::
 
         chain(clip_by_global_norm(clip_norm)?,      # if clip_norm is given
-              add_l2_gradient(l2)?,                 # gradient side: coupled L2
+              add_l2_gradient(l2),                  # gradient side: coupled L2
               optimizer(learning_rate, **optimizer_kwargs),
-              weight_decay(weight_decay, learning_rate)?,  # parameter side, last
-              l1_prox(l1, learning_rate)?,
-              group_lasso_prox(group_lasso, learning_rate)?)
+              [weight_decay(weight_decay, learning_rate),   # parameter side, last,
+               l1_prox(l1, learning_rate),                  # one transform applying
+               group_lasso_prox(group_lasso, learning_rate)])  # these in order
 
-    A piece whose strength is a literal ``0.0`` is left out. ``l1`` together with
-    ``weight_decay`` gives ``p_new = S_{η·l1}(p + u − η·wd·p)``.
+    A regularizer whose strength is a literal ``0.0`` passes every leaf through
+    bitwise; the state's structure does not depend on the strengths' values (a
+    literal ``0.0`` and an injected array give the same state tree): it is the
+    tuple ``(clip state?, gradient-side state, optimizer state, parameter-side
+    state)``. ``l1`` together with ``weight_decay`` gives
+    ``p_new = S_{η·l1}(p + u − η·wd·p)``.
 
     Works under :func:`optax.inject_hyperparams` with one injectable learning
     rate: bind the optimizer first, and mark a mask function static::
@@ -190,37 +194,45 @@ def regularized(
             "`optimizer` must be an optax optimizer factory such as optax.adam, got "
             f"{type(optimizer).__name__}."
         )
-    v.check_scalar_or_schedule("learning_rate", learning_rate)
+    _checks.check_number("learning_rate", learning_rate)
     for name, value in (
         ("l1", l1),
         ("l2", l2),
         ("weight_decay", weight_decay),
         ("group_lasso", group_lasso),
     ):
-        v.check_strength(value, name=name)
+        _checks.check_strength(value, name=name)
     if clip_norm is not None:
-        v.check_scalar_or_schedule("clip_norm", clip_norm)
-    v.check_mask_spec(mask)
+        _checks.check_number("clip_norm", clip_norm, schedule=False)
+    _checks.check_mask_spec(mask)
     if group_axis is not None:
         _penalties.check_group_axis(group_axis)
     _check_not_schedule_free(optimizer, l1=l1, weight_decay=weight_decay, group_lasso=group_lasso)
-    parts = []
+    pieces: list[optax.GradientTransformation] = []
     if clip_norm is not None:
-        parts.append(optax.clip_by_global_norm(clip_norm))
-    if not v.is_literal_zero(l2):
-        parts.append(_transforms.add_l2_gradient(l2, mask=mask))
-    parts.append(optimizer(learning_rate, **(optimizer_kwargs or {})))
-    if not v.is_literal_zero(weight_decay):
-        parts.append(_transforms.weight_decay(weight_decay, learning_rate=learning_rate, mask=mask))
-    if not v.is_literal_zero(l1):
-        parts.append(_transforms.l1_prox(l1, learning_rate=learning_rate, mask=mask))
-    if not v.is_literal_zero(group_lasso):
-        parts.append(
-            _transforms.group_lasso_prox(
-                group_lasso,
-                learning_rate=learning_rate,
-                mask=mask,
-                group_axis=-1 if group_axis is None else group_axis,
+        pieces.append(optax.clip_by_global_norm(clip_norm))
+    pieces.append(_transforms.make_transform(Regularizer("l2_gradient", l2, mask)))
+    pieces.append(optimizer(learning_rate, **(optimizer_kwargs or {})))
+    pieces.append(
+        _transforms.make_transform(
+            (
+                Regularizer("decay", weight_decay, mask, learning_rate),
+                Regularizer("l1", l1, mask, learning_rate),
+                Regularizer(
+                    "group_lasso",
+                    group_lasso,
+                    mask,
+                    learning_rate,
+                    group_axis=-1 if group_axis is None else group_axis,
+                ),
             )
         )
-    return optax.chain(*parts)
+    )
+    chained = optax.chain(*pieces)
+
+    def flat(layout):
+        from jaxreg import _flat
+
+        return _flat.translate(list(pieces), layout)
+
+    return _transforms.jaxreg_transformation(chained.init, chained.update, flat)

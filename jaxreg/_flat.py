@@ -11,24 +11,26 @@ mode keeps every parameter of one dtype (and optional label) in one 1-D buffer:
   reshapes that XLA fuses into their consumers inside a jitted step; its gradient is
   one concatenation, not a sum of padded slices).
 * :func:`flat` runs a transform on those buffers, so the whole update is a few
-  fused kernels whatever the leaf count. jaxreg's transforms (also inside
-  ``optax.chain`` and :func:`jaxreg.regularized`) keep their per-leaf meaning:
-  masks, per-leaf strengths and schedules become per-buffer scalars, or, when a
-  buffer mixes leaves that are treated differently, a per-element class id built
-  once from the layout and kept in the state (1 byte per parameter). Group lasso
-  (not elementwise) runs leaf by leaf on views of the buffer and writes the
-  results back into it: exact, but with the per-leaf cost. Any other transform
-  is run on the buffers as if each buffer were one leaf: exact for elementwise
-  transforms (``adam``, ``sgd``, ``adamw`` without a mask...) and for global
-  reductions (``clip_by_global_norm``, up to summation order), wrong for
-  per-leaf reductions or per-leaf options of non-jaxreg transforms: give those a
-  mask or values per buffer with :meth:`FlatLayout.lift` on a layout built with
-  ``labels=``.
+  fused kernels whatever the leaf count, and gives every leaf the per-leaf
+  step's result. jaxreg's transforms, :func:`jaxreg.regularized` and the
+  proximal optimizers carry their description in their type and translate
+  themselves: masks and strengths written for the pytree (mask functions,
+  :func:`jaxreg.kernels_only`, :func:`jaxreg.path_mask`, bool pytrees,
+  :func:`jaxreg.path_strengths`, schedules) are resolved against the layout's
+  skeleton and become per-buffer scalars or, when a buffer mixes leaves that are
+  treated differently, a per-element class id (1 byte per parameter, kept in the
+  state and rebuilt when the description changes). Group lasso (not
+  elementwise) runs leaf by leaf on views of the buffer. Any other transform runs
+  directly on the buffers when :func:`jaxreg._elementwise.prove_elementwise`
+  proves that equals running it per leaf, else per leaf on views (exact, at the
+  per-leaf cost). ``labels=`` stays an optimisation (homogeneous buffers need no
+  ids); :meth:`FlatLayout.lift` an expert tool for non-jaxreg transforms run
+  directly.
 
 A flat training step::
 
     flat_params, layout = jaxreg.flatten_params(params)
-    tx = jaxreg.flat(jaxreg.regularized(optax.adam, 1e-3, l1=1e-5), layout)
+    tx = jaxreg.flat(jaxreg.regularized(optax.adam, 1e-3, l1=1e-5, mask=mask_fn), layout)
     opt_state = tx.init(flat_params)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
@@ -46,7 +48,6 @@ done here.
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 from typing import Any, NamedTuple
@@ -56,8 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg import _transforms
-from jaxreg import _validation as v
+from jaxreg import _checks, _dtypes, _elementwise, _leafwise, _transforms
 
 __all__ = ["FlatLayout", "FlatRegState", "flat", "flatten_params"]
 
@@ -109,9 +109,9 @@ class FlatLayout:
         if labels is None:
             label_leaves = [None] * len(structs)
         else:
-            tree = labels(self.skeleton) if v.is_schedule(labels) else labels
+            tree = labels(self.skeleton) if _checks.is_schedule(labels) else labels
             label_leaves = self.treedef.flatten_up_to(
-                v.broadcast_prefix("labels", tree, self.skeleton, lambda x: False)
+                _leafwise.broadcast_prefix("labels", tree, self.skeleton, lambda x: False)
             )
         sizes: dict[str, int] = {}
         dtypes: dict[str, Any] = {}
@@ -140,11 +140,12 @@ class FlatLayout:
 
     # -- packing ---------------------------------------------------------------
 
-    def flatten(self, tree: Any) -> dict[str, jax.Array]:
+    def flatten(self, tree: Any, *, promote: bool = False) -> dict[str, jax.Array]:
         """Packs a pytree shaped like the params into ``{key: 1-D buffer}``.
 
         Leaves of one buffer must share a dtype (it may differ from the params',
-        e.g. a bfloat16 Adam moment).
+        e.g. a bfloat16 Adam moment), unless ``promote=True``: then they are cast to
+        their promoted dtype (as ``optax.apply_updates`` would add them to the params).
         """
         leaves, treedef = jax.tree.flatten(tree)
         if treedef != self.treedef:
@@ -163,12 +164,19 @@ class FlatLayout:
             parts[slot.key].append(leaf.reshape(-1))
         out = {}
         for key, pieces in parts.items():
+            if promote and len({p.dtype for p in pieces}) > 1:
+                wide = _dtypes.promote(*(p.dtype for p in pieces))
+                pieces = [p.astype(wide) for p in pieces]
             if len({p.dtype for p in pieces}) > 1:
                 raise ValueError(
                     f"`tree` mixes dtypes {sorted({p.dtype.name for p in pieces})} in the "
                     f"buffer {key!r}; cast them to one dtype first."
                 )
-            out[key] = _pack(pieces)
+            packed = _pack(pieces)
+            if len(pieces) == 1 and not isinstance(packed, jax.core.Tracer):
+                # Never hand back (a view of) the caller's array: a flat step donates it.
+                packed = jnp.array(packed, copy=True)
+            out[key] = packed
         return out
 
     def _check_flat(self, flat: Any, name: str) -> None:
@@ -227,16 +235,33 @@ class FlatLayout:
     # -- optimizer state --------------------------------------------------------
 
     def _is_param_tree(self, x: Any) -> bool:
+        """A subtree shaped like the params: same treedef and, per leaf, the slot's shape.
+
+        When the params are one bare array (a bare-leaf treedef, which any array
+        has), the leaf must also be of the slot's kind (inexact or not) and not 0-d
+        integer: so the integer step count of Adam is never taken for a scalar
+        parameter.
+        """
         if isinstance(x, dict) and not x:
             return False
         try:
             leaves, treedef = jax.tree.flatten(x)
         except Exception:
             return False
-        return treedef == self.treedef and all(
+        if treedef != self.treedef or not leaves:
+            return False
+        if not all(
             hasattr(a, "shape") and tuple(a.shape) == s.shape
             for a, s in zip(leaves, self.slots, strict=True)
-        )
+        ):
+            return False
+        if jax.tree_util.treedef_is_leaf(self.treedef):
+            (a,), (s,) = leaves, self.slots
+            if not hasattr(a, "dtype"):
+                return False
+            a_inexact = bool(jnp.issubdtype(a.dtype, jnp.inexact))
+            return a_inexact == bool(jnp.issubdtype(s.dtype, jnp.inexact))
+        return True
 
     def _is_flat_tree(self, x: Any) -> bool:
         return (
@@ -269,9 +294,9 @@ class FlatLayout:
         Every buffer must hold leaves with one value: build the layout with
         ``labels=`` (e.g. the mask itself) so that it does.
         """
-        tree = value(self.skeleton) if v.is_schedule(value) else value
+        tree = value(self.skeleton) if _checks.is_schedule(value) else value
         per_leaf = self.treedef.flatten_up_to(
-            v.broadcast_prefix(name, tree, self.skeleton, lambda x: False)
+            _leafwise.broadcast_prefix(name, tree, self.skeleton, lambda x: False)
         )
         out: dict[str, Any] = {}
         for val, slot in zip(per_leaf, self.slots, strict=True):
@@ -328,132 +353,165 @@ def flatten_params(params: Any, *, labels: Any = None) -> tuple[dict[str, jax.Ar
 
 
 class FlatRegState(NamedTuple):
-    """State of a jaxreg transform run by :func:`flat` on mixed buffers.
+    """State of a jaxreg piece run by :func:`flat` on buffers that mix leaves.
 
-    ``count`` counts earlier updates (used only with schedules); ``ids`` holds, per
-    buffer that mixes leaves treated differently, a per-element class id (0 =
-    unchanged, k = the k-th distinct strength).
+    ``count`` counts earlier updates (for schedules). ``ids`` holds, per buffer that
+    mixes leaves treated differently, a per-element class id (0 = unchanged, k = the
+    k-th distinct strength; one byte per parameter), and ``classes`` the per-leaf
+    class vector the ids were built from. Each update compares ``classes`` with the
+    classes of the transform's current description (a few integers) and rebuilds
+    the ids when they differ (``lax.cond``), so a state restored under a changed
+    mask or strength is never used stale. A state whose structure does not match
+    (other buffers mixed) is refused with a ``ValueError``.
     """
 
     count: jax.Array
-    ids: dict[str, jax.Array]
+    ids: Any
+    classes: Any
 
 
-def _class_key(s: Any) -> Any:
-    if isinstance(s, numbers.Number) and not isinstance(s, bool):
-        return ("number", float(s))
-    return ("object", id(s))
+class _Ids:
+    """Per-element class ids of the mixed buffers, for one per-leaf class list."""
 
-
-class _FlatReg:
-    """A jaxreg ``make_transform`` transform run on flat buffers."""
-
-    def __init__(self, spec: _transforms.FlatSpec, layout: FlatLayout) -> None:
-        self.spec = spec
+    def __init__(self, layout: FlatLayout, leaf_class: list[int], mixed: set[str]) -> None:
         self.layout = layout
-        skel = layout.skeleton
-        strengths = layout.treedef.flatten_up_to(v.strength_tree(spec.strength, skel))
-        masks = layout.treedef.flatten_up_to(v.mask_tree(spec.mask, skel))
-        # Per leaf: None (unchanged) or (class index >= 1, strength).
+        self.leaf_class = leaf_class
+        self.keys = tuple(k for k in layout.keys if k in mixed)
+        self.dtype = jnp.uint8 if max(leaf_class, default=0) < 256 else jnp.int32
+
+    def _classes(self, key: str) -> np.ndarray:
+        return np.asarray(
+            [c for c, s in zip(self.leaf_class, self.layout.slots, strict=True) if s.key == key],
+            np.int32,
+        )
+
+    def _build(self, key: str) -> jax.Array:
+        pieces = [
+            jnp.full((slot.size,), c, self.dtype)
+            for c, slot in zip(self.leaf_class, self.layout.slots, strict=True)
+            if slot.key == key
+        ]
+        return _pack(pieces)
+
+    def init(self) -> tuple[dict, dict]:
+        return (
+            {k: self._build(k) for k in self.keys},
+            {k: jnp.asarray(self._classes(k)) for k in self.keys},
+        )
+
+    def current(self, ids: Any, classes: Any) -> tuple[dict, dict]:
+        """The ids for the current description (rebuilt if the state's are stale)."""
+        if (
+            not isinstance(ids, dict)
+            or not isinstance(classes, dict)
+            or set(ids) != set(self.keys)
+            or set(classes) != set(self.keys)
+        ):
+            raise ValueError(
+                "`state` was made by a flat transform whose mask or strengths mix other "
+                f"buffers (ids for {sorted(ids) if isinstance(ids, dict) else ids!r}, this "
+                f"transform needs {list(self.keys)}): call `init` again (or restore the "
+                "state with the mask it was made with)."
+            )
+        new_ids, new_classes = {}, {}
+        for key in self.keys:
+            expected = self._classes(key)
+            old = ids[key]
+            if tuple(np.shape(classes[key])) != expected.shape or jnp.dtype(old.dtype) != jnp.dtype(
+                self.dtype
+            ):
+                new_ids[key] = self._build(key)
+            else:
+                stale = jnp.any(classes[key] != expected)
+                new_ids[key] = jax.lax.cond(stale, lambda k=key: self._build(k), lambda o=old: o)
+            new_classes[key] = jnp.asarray(expected)
+        return new_ids, new_classes
+
+
+def _class_key(rule: Any) -> Any:
+    def one(s):
+        if isinstance(s, numbers.Number) and not isinstance(s, bool):
+            return ("number", float(s))
+        return ("object", id(s))
+
+    return tuple(one(s) for s in rule)
+
+
+class _RegPlan:
+    """One :class:`~jaxreg._leafwise.Regularizer` resolved against the layout."""
+
+    def __init__(self, reg: _leafwise.Regularizer, layout: FlatLayout) -> None:
+        self.reg = reg
+        self.layout = layout
+        self.leaf_update = _transforms.leaf_update(reg)
+        rules = layout.treedef.flatten_up_to(_leafwise.leaf_rules(reg, layout.skeleton))
         classes: dict[Any, int] = {}
-        self.class_strength: list[Any] = [None]
+        self.class_rule: list[Any] = [None]
         leaf_class = []
-        for s, m, slot in zip(strengths, masks, layout.slots, strict=True):
-            active = m and not v.is_literal_zero(s) and jnp.issubdtype(slot.dtype, jnp.inexact)
-            if not active:
+        for rule in rules:
+            if rule is _leafwise.PASS:
                 leaf_class.append(0)
                 continue
-            key = _class_key(s)
+            key = _class_key(rule)
             if key not in classes:
-                classes[key] = len(self.class_strength)
-                self.class_strength.append(s)
+                classes[key] = len(self.class_rule)
+                self.class_rule.append(rule)
             leaf_class.append(classes[key])
         self.leaf_class = leaf_class
         self.plan: dict[str, Any] = {}
         for key in layout.keys:
             cls = {c for c, s in zip(leaf_class, layout.slots, strict=True) if s.key == key}
-            if len(cls) == 1:
-                self.plan[key] = ("scalar", cls.pop())
-            elif spec.group_axis is None:
-                self.plan[key] = ("ids", None)
-            else:
+            if cls == {0}:
+                self.plan[key] = ("scalar", 0)
+            elif not reg.elementwise:
                 self.plan[key] = ("views", None)
-        if spec.group_axis is not None:
-            # Not elementwise: every buffer with a regularized leaf runs leaf by leaf.
-            for key, (kind, cls) in self.plan.items():
-                if kind == "scalar" and cls != 0:
-                    self.plan[key] = ("views", None)
-        self.needs_ids = any(kind == "ids" for kind, _ in self.plan.values())
+            elif len(cls) == 1:
+                self.plan[key] = ("scalar", cls.pop())
+            else:
+                self.plan[key] = ("ids", None)
+        mixed = {k for k, (kind, _) in self.plan.items() if kind == "ids"}
+        self.ids = _Ids(layout, leaf_class, mixed) if mixed else None
+        self.n_parts = 2 if reg.kind == "l1_l2" else 1
 
-    # -- ids --------------------------------------------------------------------
+    def thresholds(self, cls: int, dtype: Any, count: Any, eta: Any) -> tuple[jax.Array, ...]:
+        return tuple(
+            _leafwise.threshold(_leafwise.evaluate(s, count), eta, dtype)
+            for s in self.class_rule[cls]
+        )
 
-    def _ids(self) -> dict[str, jax.Array]:
-        layout, out = self.layout, {}
-        for key in layout.keys:
-            if self.plan[key][0] != "ids":
-                continue
-            dtype = jnp.uint8 if len(self.class_strength) <= 256 else jnp.int32
-            pieces = [
-                jnp.full((slot.size,), c, dtype)
-                for c, slot in zip(self.leaf_class, layout.slots, strict=True)
-                if slot.key == key
-            ]
-            out[key] = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces)
-        return out
-
-    # -- transform ----------------------------------------------------------------
-
-    def init(self, params: Any) -> Any:
-        del params
-        if self.needs_ids:
-            return FlatRegState(count=jnp.zeros([], jnp.int32), ids=self._ids())
-        if self.spec.stateful:
-            return _transforms.ScheduleState(count=jnp.zeros([], jnp.int32))
-        return optax.EmptyState()
-
-    def _threshold(self, cls: int, dtype: Any, count: Any, eta: Any) -> jax.Array:
-        acc = v.accumulation_dtype(dtype)
-        t = v.scalar_as(v.evaluate(self.class_strength[cls], count), acc)
-        if self.spec.parameter_side:
-            t = t * v.scalar_as(eta, acc)
-        return t.astype(v.real_dtype(dtype))
-
-    def update(self, updates: Any, state: Any, params: Any = None, **extra: Any) -> Any:
-        del extra
-        v.require_params(params)
-        spec = self.spec
-        count = state.count if (spec.stateful or self.needs_ids) else None
-        eta = v.evaluate(spec.learning_rate, count) if spec.parameter_side else None
+    def update(self, updates: dict, params: dict, count: Any, ids: dict) -> dict:
+        reg = self.reg
+        eta = _leafwise.evaluate(reg.learning_rate, count) if reg.parameter_side else None
         out = {}
         for key in self.layout.keys:
             u, p = updates[key], params[key]
             kind, arg = self.plan[key]
             if kind == "scalar":
-                if arg == 0:
-                    out[key] = u
-                else:
-                    out[key] = spec.leaf_update(u, p, self._threshold(arg, p.dtype, count, eta))
-            elif kind == "ids":
-                ids = state.ids[key]
-                table = jnp.stack(
-                    [jnp.zeros([], v.real_dtype(p.dtype))]
-                    + [
-                        self._threshold(c, p.dtype, count, eta)
-                        for c in range(1, len(self.class_strength))
-                    ]
+                out[key] = (
+                    u
+                    if arg == 0
+                    else self.leaf_update(u, p, *self.thresholds(arg, p.dtype, count, eta))
                 )
-                new = spec.leaf_update(u, p, table[ids])
-                out[key] = jnp.where(ids == 0, u.astype(new.dtype), new)
+            elif kind == "ids":
+                elem = ids[key]
+                real = _leafwise.threshold(0.0, None, p.dtype).dtype
+                ts = _per_element(
+                    elem,
+                    [
+                        self.thresholds(c, p.dtype, count, eta)
+                        for c in range(1, len(self.class_rule))
+                    ],
+                    self.n_parts,
+                    real,
+                )
+                new = self.leaf_update(u, p, *ts)
+                out[key] = jnp.where(elem == 0, u.astype(new.dtype), new)
             else:
-                out[key] = self._views_update(key, u, p, count, eta)
-        if self.needs_ids:
-            return out, FlatRegState(count=optax.safe_increment(state.count), ids=state.ids)
-        if spec.stateful:
-            return out, _transforms.ScheduleState(count=optax.safe_increment(count))
-        return out, state
+                out[key] = self._views(key, u, p, count, eta)
+        return out
 
-    def _views_update(self, key, u, p, count, eta):
-        """``leaf_update`` leaf by leaf on views of the buffer (group lasso)."""
+    def _views(self, key: str, u: jax.Array, p: jax.Array, count: Any, eta: Any) -> jax.Array:
+        """The leaf update leaf by leaf on views of the buffer (group lasso)."""
         pieces = []
         for c, slot in zip(self.leaf_class, self.layout.slots, strict=True):
             if slot.key != key:
@@ -464,13 +522,157 @@ class _FlatReg:
                 pieces.append(ui)
                 continue
             pi = jax.lax.slice(p, lo, hi).reshape(slot.shape)
-            t = self._threshold(c, p.dtype, count, eta)
-            pieces.append(self.spec.leaf_update(ui.reshape(slot.shape), pi, t).reshape(-1))
+            ts = self.thresholds(c, p.dtype, count, eta)
+            pieces.append(self.leaf_update(ui.reshape(slot.shape), pi, *ts).reshape(-1))
         return _pack(pieces)
 
 
-class _Generic:
-    """Any other transform, run on the flat buffers as if each were one leaf."""
+def _per_element(elem: jax.Array, per_class: list, n_parts: int, real: Any) -> list:
+    """Per-element thresholds from class ids (class k >= 1 is ``per_class[k - 1]``).
+
+    A chain of selects for a few classes (elementwise: XLA fuses it into the update
+    loop), a table gather beyond that.
+    """
+    zero = jnp.zeros([], real)
+    if len(per_class) <= 8:
+        out = []
+        for i in range(n_parts):
+            t = zero
+            for k, ts in enumerate(per_class, start=1):
+                t = jnp.where(elem == k, ts[i], t)
+            out.append(t)
+        return out
+    tables = [jnp.stack([zero] + [ts[i] for ts in per_class]) for i in range(n_parts)]
+    return [table[elem] for table in tables]
+
+
+class FlatRegularizers:
+    """A jaxreg transform (one or more descriptions, in order) run on flat buffers."""
+
+    def __init__(self, regs: tuple, layout: FlatLayout) -> None:
+        self.layout = layout
+        self.regs = regs
+        self.plans = [_RegPlan(reg, layout) for reg in regs]
+        self.stateful = any(reg.stateful for reg in regs)
+        # Descriptions with the same per-leaf classes (one mask for decay and L1 in
+        # `regularized`) share one id array.
+        self.id_sets: list[_Ids] = []
+        self.plan_ids: list[int | None] = []
+        seen: dict[Any, int] = {}
+        for plan in self.plans:
+            if plan.ids is None:
+                self.plan_ids.append(None)
+                continue
+            key = (tuple(plan.leaf_class), plan.ids.keys)
+            if key not in seen:
+                seen[key] = len(self.id_sets)
+                self.id_sets.append(plan.ids)
+            self.plan_ids.append(seen[key])
+        self.needs_ids = bool(self.id_sets)
+
+    def init(self, params: Any) -> Any:
+        del params
+        if self.needs_ids:
+            pairs = [ids.init() for ids in self.id_sets]
+            return FlatRegState(
+                count=jnp.zeros([], jnp.int32),
+                ids=tuple(i for i, _ in pairs),
+                classes=tuple(c for _, c in pairs),
+            )
+        if self.stateful:
+            return _transforms.ScheduleState(count=jnp.zeros([], jnp.int32))
+        return optax.EmptyState()
+
+    def update(self, updates: Any, state: Any, params: Any = None, **extra: Any) -> Any:
+        del extra
+        _checks.require_params(params)
+        if self.needs_ids:
+            if not isinstance(state, FlatRegState) or len(state.ids) != len(self.id_sets):
+                raise ValueError(
+                    "`state` must be the FlatRegState made by this flat transform's `init` "
+                    f"(got {type(state).__name__}, or one made for other masks)."
+                )
+            current = [
+                ids.current(i, c)
+                for ids, i, c in zip(self.id_sets, state.ids, state.classes, strict=True)
+            ]
+            for plan, j in zip(self.plans, self.plan_ids, strict=True):
+                updates = plan.update(
+                    updates, params, state.count, {} if j is None else current[j][0]
+                )
+            return updates, FlatRegState(
+                count=optax.safe_increment(state.count),
+                ids=tuple(i for i, _ in current),
+                classes=tuple(c for _, c in current),
+            )
+        count = state.count if self.stateful else None
+        for plan in self.plans:
+            updates = plan.update(updates, params, count, {})
+        if self.stateful:
+            return updates, _transforms.ScheduleState(count=optax.safe_increment(count))
+        return updates, state
+
+
+class FlatMaskState(NamedTuple):
+    """State of a jaxreg optimizer run by :func:`flat` when a buffer mixes leaves that
+    are regularized and leaves that are not: the optimizer's own state, and the
+    per-element ids (see :class:`FlatRegState`)."""
+
+    inner: Any
+    ids: Any
+    classes: Any
+
+
+class FlatOptimizer:
+    """A jaxreg optimizer (its ``update_impl``) run on flat buffers.
+
+    Per buffer, the regularized part is active for all, none, or (per element, with
+    ids kept in the state) some of its entries, exactly as per leaf.
+    """
+
+    def __init__(self, init_fn, update_impl, mask: Any, regularize: bool, layout: FlatLayout):
+        self.init_fn, self.update_impl = init_fn, update_impl
+        self.regularize = regularize
+        self.layout = layout
+        active = layout.treedef.flatten_up_to(_leafwise.active_tree(mask, layout.skeleton))
+        self.leaf_class = [int(a) for a in active]
+        self.uniform: dict[str, bool] = {}
+        mixed = set()
+        for key in layout.keys:
+            cls = {c for c, s in zip(self.leaf_class, layout.slots, strict=True) if s.key == key}
+            if len(cls) == 1:
+                self.uniform[key] = bool(cls.pop())
+            else:
+                mixed.add(key)
+        self.ids = _Ids(layout, self.leaf_class, mixed) if (mixed and regularize) else None
+
+    def init(self, params: Any) -> Any:
+        inner = self.init_fn(params)
+        if self.ids is None:
+            return inner
+        ids, classes = self.ids.init()
+        return FlatMaskState(inner=inner, ids=ids, classes=classes)
+
+    def update(self, updates: Any, state: Any, params: Any = None, **extra: Any) -> Any:
+        del extra
+        if not self.regularize:
+            return self.update_impl(updates, state, params, None)
+        _checks.require_params(params)
+        if self.ids is None:
+            return self.update_impl(updates, state, params, dict(self.uniform))
+        if not isinstance(state, FlatMaskState):
+            raise ValueError(
+                "`state` must be the FlatMaskState made by this flat optimizer's `init` "
+                f"(got {type(state).__name__})."
+            )
+        ids, classes = self.ids.current(state.ids, state.classes)
+        active = {k: (ids[k] != 0) if k in ids else self.uniform[k] for k in self.layout.keys}
+        new_updates, inner = self.update_impl(updates, state.inner, params, active)
+        return new_updates, FlatMaskState(inner=inner, ids=ids, classes=classes)
+
+
+class _Direct:
+    """An opaque transform proven elementwise: run on the buffers as they are."""
 
     def __init__(self, tx: Any) -> None:
         self.tx = optax.with_extra_args_support(tx)
@@ -482,26 +684,30 @@ class _Generic:
         return self.tx.update(updates, state, params, **extra)
 
 
-def _chain_parts(tx: Any) -> list | None:
-    """The transforms inside an ``optax.chain`` (None for anything else)."""
-    update = getattr(tx, "update", None)
-    init = getattr(tx, "init", None)
-    if getattr(update, "__qualname__", "") != "chain.<locals>.update_fn":
-        return None
-    if not getattr(update, "__module__", "").startswith("optax"):
-        return None
-    try:
-        updates = inspect.getclosurevars(update).nonlocals["update_fns"]
-        inits = inspect.getclosurevars(init).nonlocals["init_fns"]
-    except (KeyError, TypeError, ValueError):
-        return None
-    parts = []
-    for i, u in zip(inits, updates, strict=True):
-        inner = None
-        if getattr(u, "__qualname__", "") == "with_extra_args_support.<locals>.update":
-            inner = inspect.getclosurevars(u).nonlocals.get("tx")
-        parts.append(inner if inner is not None else optax.GradientTransformationExtraArgs(i, u))
-    return parts
+class _Views:
+    """An opaque transform not proven elementwise: run per leaf on views.
+
+    Updates and params are unflattened (slices and reshapes), ``tx.update`` runs on
+    the params pytree with its own per-leaf state, and the new updates are packed
+    back: exactly the per-leaf result, at the per-leaf cost.
+    """
+
+    def __init__(self, tx: Any, layout: FlatLayout, reason: str) -> None:
+        self.tx = optax.with_extra_args_support(tx)
+        self.layout = layout
+        self.reason = reason
+
+    def init(self, params: Any) -> Any:
+        return self.tx.init(self.layout.unflatten(params))
+
+    def update(self, updates: Any, state: Any, params: Any = None, **extra: Any) -> Any:
+        tree_u = self.layout.unflatten(updates)
+        tree_p = None if params is None else self.layout.unflatten(params)
+        new_u, new_state = self.tx.update(tree_u, state, tree_p, **extra)
+        # optax may widen a leaf's update (a float32 learning rate times bfloat16
+        # updates): the buffer takes the promoted dtype, so apply_updates adds and
+        # rounds exactly as it does per leaf.
+        return self.layout.flatten(new_u, promote=True), new_state
 
 
 class _Chain:
@@ -526,58 +732,68 @@ class _Chain:
         return updates, tuple(new_state)
 
 
-def _piece(tx: Any, layout: FlatLayout) -> Any:
+def translate(tx: Any, layout: FlatLayout) -> Any:
+    """The flat version of ``tx`` (an object with ``init`` and ``update`` on flat dicts).
+
+    * a Python list/tuple of transforms: each translated, applied in order;
+    * a jaxreg transform, ``regularized`` or optimizer: its own translation
+      (``tx.__jaxreg_flat__(layout)``), built from the engine's description;
+    * any other transform: run directly on the buffers when
+      :func:`jaxreg._elementwise.prove_elementwise` proves that equals running it
+      per leaf, else per leaf on views of the buffers.
+    """
     if isinstance(tx, list | tuple) and not hasattr(tx, "update"):
-        return _Chain([_piece(part, layout) for part in tx])
-    spec = _transforms.flat_spec(tx)
-    if spec is not None:
-        return _FlatReg(spec, layout)
-    parts = _chain_parts(tx)
-    if parts is not None:
-        return _Chain([_piece(part, layout) for part in parts])
+        return _Chain([translate(part, layout) for part in tx])
+    if hasattr(type(tx), "__jaxreg_flat__"):
+        return tx.__jaxreg_flat__(layout)
     if not (hasattr(tx, "init") and hasattr(tx, "update")):
         raise ValueError(
             f"`tx` must be an optax GradientTransformation or a list of them, got "
             f"{type(tx).__name__}."
         )
-    return _Generic(tx)
+    buffer_of_leaf = [slot.key for slot in layout.slots]
+    reason = _elementwise.prove_elementwise(tx, layout.skeleton, buffer_of_leaf)
+    if reason is None:
+        return _Direct(tx)
+    return _Views(tx, layout, reason)
 
 
 def flat(tx: Any, layout: FlatLayout) -> optax.GradientTransformationExtraArgs:
-    r"""Runs ``tx`` on flat buffers: the same step as on the pytree, in a few kernels.
+    r"""Runs ``tx`` on flat buffers: for every leaf, the update the pytree step gives.
 
-    ``tx`` is a transform written for the params pytree: an ``optax.chain`` (also
-    nested, or a Python list of transforms), :func:`jaxreg.regularized`, any jaxreg
-    transform or optimizer, or any optax transform. The returned transform takes
-    and returns flat dicts (``layout.flatten(grads)``, flat params) and gives, for
-    every leaf, the update the pytree step gives:
+    ``tx`` is a transform written for the params pytree, with masks and strengths
+    written as for the pytree (mask functions, :func:`jaxreg.kernels_only`,
+    :func:`jaxreg.path_mask`, bool pytrees, :func:`jaxreg.path_strengths`,
+    schedules): they are resolved against ``layout.skeleton``. The returned
+    transform takes and returns flat dicts (``layout.flatten(grads)``, flat params):
 
-    * jaxreg's transforms keep masks, per-leaf strengths, schedules and groups (a
-      per-element class id is kept in the state only for buffers that mix
-      differently treated leaves; none for a uniform strength without mask, or
-      with a layout built with ``labels=mask``; group lasso runs leaf by leaf on
-      views of the buffers);
-    * other transforms see each buffer as one leaf: exact for elementwise ones and
-      global norms (up to summation order); per-leaf reductions and per-leaf
-      options of non-jaxreg transforms are not translated (see
-      :meth:`FlatLayout.lift`).
+    * a Python list of transforms runs each piece's translation in order (the
+      state is a tuple, as ``optax.chain``'s);
+    * jaxreg's transforms, :func:`jaxreg.regularized` and the proximal optimizers
+      translate themselves from their description: per-buffer scalar thresholds,
+      or a per-element class id (kept in the state, rebuilt when the description
+      changes) where a buffer mixes differently treated leaves; group lasso runs
+      leaf by leaf on views of the buffers;
+    * any other transform (``optax.chain``, ``masked``, ``MultiSteps``,
+      ``inject_hyperparams``, ``apply_if_finite``, ``adam``...) runs directly on the
+      buffers when that is proven to equal running it per leaf, else per leaf on
+      views of the buffers (exact, at the per-leaf cost). Pass the pieces of a
+      chain as a list (or use :func:`jaxreg.regularized`) to keep the fast path.
 
     Args:
       tx: the transform (or list of transforms, applied in order).
       layout: the :class:`FlatLayout` of the params.
 
     Returns:
-      An :class:`optax.GradientTransformationExtraArgs` on flat dicts. Its state
-      has the structure of ``tx``'s (a tuple per chain) with flat buffers for the
-      parameter-shaped parts; a jaxreg transform's state is ``EmptyState``,
-      :class:`jaxreg.ScheduleState` or :class:`FlatRegState`.
+      An :class:`optax.GradientTransformationExtraArgs` on flat dicts.
 
     Example:
-      >>> import jax.numpy as jnp, optax, jaxreg
+      >>> import jax, jax.numpy as jnp, optax, jaxreg
       >>> params = {"w": jnp.array([[0.3, -2.0]]), "b": jnp.array([0.3])}
       >>> flat_p, layout = jaxreg.flatten_params(params)
-      >>> tx = jaxreg.flat(optax.chain(optax.sgd(0.5), jaxreg.l1_prox(
-      ...     1.0, learning_rate=0.5, mask={"w": True, "b": False})), layout)
+      >>> tx = jaxreg.flat([optax.sgd(0.5), jaxreg.l1_prox(
+      ...     1.0, learning_rate=0.5, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p))],
+      ...     layout)
       >>> g = layout.flatten({"w": jnp.zeros((1, 2)), "b": jnp.zeros(1)})
       >>> u, _ = tx.update(g, tx.init(flat_p), flat_p)
       >>> print(layout.unflatten(optax.apply_updates(flat_p, u)))
@@ -585,7 +801,7 @@ def flat(tx: Any, layout: FlatLayout) -> optax.GradientTransformationExtraArgs:
     """
     if not isinstance(layout, FlatLayout):
         raise ValueError(f"`layout` must be a jaxreg.FlatLayout, got {type(layout).__name__}.")
-    piece = _piece(tx, layout)
+    piece = translate(tx, layout)
 
     def init_fn(params):
         layout._check_flat(params, "params")

@@ -32,7 +32,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxreg import _validation as v
+from jaxreg import _checks
 
 __all__ = [
     "kernels_only",
@@ -612,7 +612,7 @@ def path_strengths(mapping: Mapping[Pattern, Any], default: Any = 0.0) -> PathSt
     for key, value in mapping.items():
         (pattern,) = _compile("mapping", (key,))
         try:
-            v.check_scalar_or_schedule("strength", value)
+            _checks.check_number("strength", value)
         except ValueError as err:
             raise ValueError(
                 f"{err} (for the pattern {pattern.pattern!r} in path_strengths)"
@@ -620,7 +620,7 @@ def path_strengths(mapping: Mapping[Pattern, Any], default: Any = 0.0) -> PathSt
         patterns.append(pattern)
         strengths.append(value)
     try:
-        v.check_scalar_or_schedule("strength", default)
+        _checks.check_number("strength", default)
     except ValueError as err:
         raise ValueError(f"{err} (the `default` of path_strengths)") from None
     return PathStrengths(tuple(patterns), tuple(strengths), default)

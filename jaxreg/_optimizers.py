@@ -1,5 +1,11 @@
 """Proximal optimizers: Adam with the prox in Adam's metric, SGD, Adagrad, FTRL.
 
+Each optimizer resolves its mask with the engine (:mod:`jaxreg._leafwise`) and
+follows its run-time rule: a learning rate or strength that is negative or NaN
+at run time gives NaN in the affected leaves; a learning rate of 0 is "no step".
+Each is a :class:`jaxreg._transforms.JaxregTransformation`, so :func:`jaxreg.flat`
+runs it on flat buffers with the same per-leaf meaning.
+
 Each optimizer here is one :class:`optax.GradientTransformationExtraArgs` whose
 update makes ``optax.apply_updates(p, u)`` equal the optimizer's new parameters;
 coordinates the prox sets to zero are exactly ``0.0`` (``p + (0 − p) == 0``).
@@ -16,9 +22,7 @@ moments and accumulators hold ``|g|²``.
 
 from __future__ import annotations
 
-import math
 import numbers
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -26,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg import _penalties, _prox, _transforms
-from jaxreg import _validation as v
+from jaxreg import _checks, _dtypes, _leafwise, _penalties, _transforms, prox
+from jaxreg._leafwise import Regularizer
 
 __all__ = [
     "FtrlState",
@@ -42,46 +46,37 @@ __all__ = [
 # --------------------------------------------------------------------------- checks
 
 
-def _check_real(name: str, value: Any, rule: str, ok: Callable[[float], bool]) -> None:
-    """Checks a plain (non-schedule) real hyper-parameter; tracers are skipped."""
-    if isinstance(value, jax.core.Tracer):
-        return
-    if callable(value):
-        raise ValueError(f"`{name}` must be a number here, not a schedule; it must be {rule}.")
-    if isinstance(value, bool | np.bool_) or isinstance(value, complex):
-        raise ValueError(f"`{name}` must be a real number ({rule}), got {value!r}.")
-    if not isinstance(value, numbers.Number | jax.Array | np.ndarray | np.generic):
-        raise ValueError(f"`{name}` must be a real number ({rule}), got {type(value).__name__}.")
-    arr = np.asarray(value)
-    if arr.ndim != 0 or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise ValueError(f"`{name}` must be a real scalar ({rule}), got {value!r}.")
-    x = float(arr)
-    if not math.isfinite(x) or not ok(x):
-        raise ValueError(f"`{name}` must be {rule}, got {value!r}.")
-
-
-def _check_schedule_positive(name: str, value: Any) -> None:
-    """Finite and ``> 0`` (a schedule: checked at step 0 when it can be evaluated)."""
-    v.check_scalar_or_schedule(name, value, "finite and > 0")
-    first = value
-    if v.is_schedule(value):
-        try:
-            first = value(0)
-        except Exception:
-            return
-    _check_real(name, first, "finite and > 0", lambda x: x > 0)
-
-
 def _check_decay_rate(name: str, value: Any) -> None:
-    _check_real(name, value, "in [0, 1)", lambda x: 0.0 <= x < 1.0)
+    _checks.check_number(name, value, "in [0, 1)", lambda x: 0.0 <= x < 1.0, schedule=False)
 
 
-def _wide_dtypes(dtype: Any) -> tuple[Any, Any]:
-    """(real accumulation dtype, value dtype) for a leaf: at least float32."""
-    rd = v.accumulation_dtype(dtype)
-    return rd, v.promote(dtype, rd)
+def _optimizer(init_fn, update_impl, mask: Any, regularize: bool):
+    """A jaxreg optimizer from ``update_impl(updates, state, params, active)``.
+
+    ``active`` is, per leaf, whether the leaf is regularized: the engine's mask
+    resolution (:func:`jaxreg._leafwise.active_tree`) in per-leaf mode, a Python
+    bool or a per-element bool array per buffer under :func:`jaxreg.flat`.
+    """
+
+    def checked_init(params):
+        if regularize:  # resolves the mask now, so a bad one fails at init
+            _leafwise.active_tree(mask, params)
+        return init_fn(params)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        active = None
+        if regularize:
+            _checks.require_params(params)
+            active = _leafwise.active_tree(mask, params)
+        return update_impl(updates, state, params, active)
+
+    def flat(layout):
+        from jaxreg import _flat
+
+        return _flat.FlatOptimizer(init_fn, update_impl, mask, regularize, layout)
+
+    return _transforms.jaxreg_transformation(checked_init, update_fn, flat)
 
 
 def _real(x: jax.Array) -> jax.Array:
@@ -89,8 +84,11 @@ def _real(x: jax.Array) -> jax.Array:
 
 
 def _plain_step(direction: jax.Array, eta: Any) -> jax.Array:
-    """``−η·direction`` exactly as optax's ``scale_by_learning_rate`` computes it."""
-    return v.scalar_as(-eta, direction.dtype) * direction
+    """``−η·direction`` exactly as optax's ``scale_by_learning_rate`` computes it.
+
+    A negative or NaN run-time ``η`` gives NaN (the run-time rule).
+    """
+    return -_leafwise.nonneg(eta, direction.dtype) * direction
 
 
 # --------------------------------------------------------------------- proximal adam
@@ -158,32 +156,27 @@ def proximal_adam(
       Yun, Lozano & Yang, *Adaptive proximal gradient methods for structured neural
       networks*, NeurIPS 2021 (ProxGen). Kingma & Ba, *Adam*, ICLR 2015.
     """
-    v.check_scalar_or_schedule("learning_rate", learning_rate)
-    v.check_scalar_or_schedule("l1", l1)
-    v.check_scalar_or_schedule("weight_decay", weight_decay)
+    _checks.check_number("learning_rate", learning_rate)
+    _checks.check_number("l1", l1)
+    _checks.check_number("weight_decay", weight_decay)
     _check_decay_rate("b1", b1)
     _check_decay_rate("b2", b2)
-    _check_real("eps", eps, "finite and >= 0", lambda x: x >= 0)
-    v.check_mask_spec(mask)
+    _checks.check_number("eps", eps, schedule=False)
+    _checks.check_mask_spec(mask)
     adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
-    regularize = not (v.is_literal_zero(l1) and v.is_literal_zero(weight_decay))
+    regularize = not (_leafwise.is_literal_zero(l1) and _leafwise.is_literal_zero(weight_decay))
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
+    def update_impl(updates, state, params, active):
         directions, new_state = adam.update(updates, state)
-        eta = v.evaluate(learning_rate, state.count)
+        eta = _leafwise.evaluate(learning_rate, state.count)
         if not regularize:
             return jax.tree.map(lambda d: _plain_step(d, eta), directions), new_state
-        v.require_params(params)
-        l1_t = v.evaluate(l1, state.count)
-        wd_t = v.evaluate(weight_decay, state.count)
-        masks = v.mask_tree(mask, params)
+        l1_t = _leafwise.evaluate(l1, state.count)
+        wd_t = _leafwise.evaluate(weight_decay, state.count)
 
-        def leaf(d, mu, nu, p, m):
-            if not m or not v.is_float_leaf(p):
-                return _plain_step(d, eta)
-            rd, wd = _wide_dtypes(p.dtype)
-            eta_w = v.scalar_as(eta, rd)
+        def prox_step(d, mu, nu, p):
+            rd, wd = _dtypes.wide_dtypes(p.dtype)
+            eta_w = _leafwise.nonneg(eta, rd)
             # Bias corrections computed as optax computes them (``1 − b**count``).
             bc1 = jnp.asarray(1 - b1**new_state.count).astype(rd)
             bc2 = jnp.asarray(1 - b2**new_state.count).astype(rd)
@@ -191,62 +184,32 @@ def proximal_adam(
             nu_hat = _real(nu).astype(rd) / bc2
             # One reciprocal serves the step and the threshold (optax's own direction d
             # is then dead code for this leaf).
-            inv_d = 1 / (jnp.sqrt(nu_hat) + v.scalar_as(eps, rd))
+            inv_d = 1 / (jnp.sqrt(nu_hat) + _dtypes.scalar_as(eps, rd))
             pw = p.astype(wd)
             z = pw - (eta_w * inv_d).astype(wd) * m_hat
-            if not v.is_literal_zero(weight_decay):
-                z = z - (eta_w * v.scalar_as(wd_t, rd)).astype(wd) * pw
-            if not v.is_literal_zero(l1):
-                z = _prox.soft_threshold(z, eta_w * v.scalar_as(l1_t, rd) * inv_d)
+            if not _leafwise.is_literal_zero(weight_decay):
+                # η·wd >= 1 removes the whole weight (as jaxreg.weight_decay).
+                decay = jnp.minimum(eta_w * _leafwise.nonneg(wd_t, rd), jnp.ones((), rd))
+                z = z - decay.astype(wd) * pw
+            if not _leafwise.is_literal_zero(l1):
+                t = eta_w * _leafwise.nonneg(l1_t, rd) * inv_d
+                z = prox.soft_threshold(z, t)
             return z.astype(p.dtype) - p
 
-        new_updates = jax.tree.map(leaf, directions, new_state.mu, new_state.nu, params, masks)
+        def leaf(d, mu, nu, p, m):
+            if not _leafwise.is_float_leaf(p):
+                return _plain_step(d, eta)
+            return _leafwise.by_mask(
+                m, lambda on: prox_step(d, mu, nu, p) if on else _plain_step(d, eta)
+            )
+
+        new_updates = jax.tree.map(leaf, directions, new_state.mu, new_state.nu, params, active)
         return new_updates, new_state
 
-    return optax.GradientTransformationExtraArgs(adam.init, update_fn)
+    return _optimizer(adam.init, update_impl, mask, regularize)
 
 
 # ---------------------------------------------------------------------- proximal sgd
-
-
-def _elastic_prox(l1: Any, l2: Any, learning_rate: Any, mask: Any) -> optax.GradientTransformation:
-    """Parameter-side ``p_new = S_{η·l1}(p + u) / (1 + η·l2)`` (masked by ``mask``)."""
-    stateful = v.needs_count(l1, l2, learning_rate)
-
-    def init_fn(params):
-        del params
-        if stateful:
-            return _transforms.ScheduleState(count=jnp.zeros([], jnp.int32))
-        return optax.EmptyState()
-
-    def update_fn(updates, state, params=None):
-        v.require_params(params)
-        count = state.count if stateful else None
-        eta = v.evaluate(learning_rate, count)
-        l1_t, l2_t = v.evaluate(l1, count), v.evaluate(l2, count)
-
-        def leaf(u, p):
-            if not v.is_float_leaf(p):
-                return u
-            rd = v.accumulation_dtype(p.dtype)
-            real = v.real_dtype(p.dtype)
-            eta_w = v.scalar_as(eta, rd)
-            x = _transforms._next_params(u, p)
-            if not v.is_literal_zero(l1):
-                x = _prox.soft_threshold(x, (eta_w * v.scalar_as(l1_t, rd)).astype(real))
-            if not v.is_literal_zero(l2):
-                x = _prox.shrink(x, (eta_w * v.scalar_as(l2_t, rd)).astype(real))
-            return x - p
-
-        new_updates = jax.tree.map(leaf, updates, params)
-        if stateful:
-            return new_updates, _transforms.ScheduleState(count=optax.safe_increment(count))
-        return new_updates, state
-
-    tx = optax.GradientTransformation(init_fn, update_fn)
-    if mask is None:
-        return tx
-    return optax.masked(tx, lambda tree: v.resolve_mask(mask, tree))
 
 
 def proximal_sgd(
@@ -264,8 +227,9 @@ def proximal_sgd(
     and ``u`` the update of ``optax.sgd(learning_rate, momentum, nesterov)``. Without
     momentum this is ISTA for ``f + l1·‖·‖₁ + (l2/2)·‖·‖²``. Built as
     ``optax.chain(optax.sgd(...), prox)`` where the prox is masked by ``mask``:
-    masked-out leaves get plain SGD updates. ``l1 = l2 = 0.0`` (literal) returns
-    ``optax.sgd`` itself.
+    masked-out leaves get plain SGD updates. The state is ``(sgd state, prox
+    state)`` whatever the strengths' values; with ``l1 = l2 = 0.0`` (literal) the
+    updates are bitwise ``optax.sgd``'s.
 
     Args:
       learning_rate: ``η >= 0``: a float or an optax schedule.
@@ -289,18 +253,26 @@ def proximal_sgd(
     References:
       Beck & Teboulle, 2009 (ISTA); Zou & Hastie, 2005 (elastic net).
     """
-    v.check_scalar_or_schedule("learning_rate", learning_rate)
-    v.check_scalar_or_schedule("l1", l1)
-    v.check_scalar_or_schedule("l2", l2)
+    _checks.check_number("learning_rate", learning_rate)
+    _checks.check_number("l1", l1)
+    _checks.check_number("l2", l2)
     if momentum is not None:
         _check_decay_rate("momentum", momentum)
     if not isinstance(nesterov, bool | np.bool_):
         raise ValueError(f"`nesterov` must be a bool, got {nesterov!r}.")
-    v.check_mask_spec(mask)
-    sgd = optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
-    if v.is_literal_zero(l1) and v.is_literal_zero(l2):
-        return sgd
-    return optax.chain(sgd, _elastic_prox(l1, l2, learning_rate, mask))
+    _checks.check_mask_spec(mask)
+    pieces = [
+        optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov),
+        _transforms.make_transform(Regularizer("l1_l2", l1, mask, learning_rate, l2=l2)),
+    ]
+    chained = optax.chain(*pieces)
+
+    def flat(layout):
+        from jaxreg import _flat
+
+        return _flat.translate(pieces, layout)
+
+    return _transforms.jaxreg_transformation(chained.init, chained.update, flat)
 
 
 # ------------------------------------------------------------------ proximal adagrad
@@ -358,57 +330,62 @@ def proximal_adagrad(
       learning using forward backward splitting*, 2009; TensorFlow
       ``tf.raw_ops.ApplyProximalAdagrad``.
     """
-    v.check_scalar_or_schedule("learning_rate", learning_rate)
-    v.check_scalar_or_schedule("l1", l1)
-    v.check_scalar_or_schedule("l2", l2)
-    _check_real(
-        "initial_accumulator_value", initial_accumulator_value, "finite and > 0", lambda x: x > 0
+    _checks.check_number("learning_rate", learning_rate)
+    _checks.check_number("l1", l1)
+    _checks.check_number("l2", l2)
+    _checks.check_number(
+        "initial_accumulator_value",
+        initial_accumulator_value,
+        "finite and > 0",
+        lambda x: x > 0,
+        schedule=False,
     )
-    v.check_mask_spec(mask)
-    regularize = not (v.is_literal_zero(l1) and v.is_literal_zero(l2))
+    _checks.check_mask_spec(mask)
+    regularize = not (_leafwise.is_literal_zero(l1) and _leafwise.is_literal_zero(l2))
 
     def init_fn(params):
         accum = jax.tree.map(
             lambda p: jnp.full(
-                jnp.shape(p), initial_accumulator_value, v.real_dtype(jnp.result_type(p))
+                jnp.shape(p), initial_accumulator_value, _dtypes.real_dtype(jnp.result_type(p))
             ),
             params,
         )
         return ProximalAdagradState(count=jnp.zeros([], jnp.int32), accum=accum)
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
+    def update_impl(updates, state, params, active):
         count = state.count
-        eta = v.evaluate(learning_rate, count)
-        if regularize:
-            v.require_params(params)
-            masks = v.mask_tree(mask, params)
-            l1_t, l2_t = v.evaluate(l1, count), v.evaluate(l2, count)
+        eta = _leafwise.evaluate(learning_rate, count)
+        l1_t, l2_t = _leafwise.evaluate(l1, count), _leafwise.evaluate(l2, count)
 
-        def leaf(g, acc, p=None, m=False):
-            if not v.is_float_leaf(g):
-                return g, acc
-            rd, wd = _wide_dtypes(g.dtype)
+        def step(g, acc, p, m):
+            rd, wd = _dtypes.wide_dtypes(g.dtype)
             gw = g.astype(wd)
             acc_new = acc.astype(rd) + _penalties.squared_modulus(gw).astype(rd)
-            a = v.scalar_as(eta, rd) * jax.lax.rsqrt(acc_new)
-            if not m or not v.is_float_leaf(p):
+            a = _leafwise.nonneg(eta, rd) * jax.lax.rsqrt(acc_new)
+            if not m:
                 return (-(a.astype(wd) * gw)).astype(g.dtype), acc_new.astype(acc.dtype)
             x = p.astype(wd) - a.astype(wd) * gw
-            if not v.is_literal_zero(l1):
-                x = _prox.soft_threshold(x, a * v.scalar_as(l1_t, rd))
-            if not v.is_literal_zero(l2):
-                x = _prox.shrink(x, a * v.scalar_as(l2_t, rd))
+            if not _leafwise.is_literal_zero(l1):
+                x = prox.soft_threshold(x, a * _leafwise.nonneg(l1_t, rd))
+            if not _leafwise.is_literal_zero(l2):
+                x = prox.shrink(x, a * _leafwise.nonneg(l2_t, rd))
             return x.astype(p.dtype) - p, acc_new.astype(acc.dtype)
 
+        def leaf(g, acc, p=None, m=False):
+            if not _leafwise.is_float_leaf(g):
+                return g, acc
+            if p is None or not _leafwise.is_float_leaf(p):
+                m = False
+            return _leafwise.by_mask(m, lambda on: step(g, acc, p, on))
+
         if regularize:
-            pairs = jax.tree.map(leaf, updates, state.accum, params, masks)
+            pairs = jax.tree.map(leaf, updates, state.accum, params, active)
         else:
             pairs = jax.tree.map(leaf, updates, state.accum)
         new_updates, new_accum = _unzip(pairs, jax.tree.structure(updates), 2)
         return new_updates, ProximalAdagradState(count=optax.safe_increment(count), accum=new_accum)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _optimizer(init_fn, update_impl, mask, regularize)
 
 
 def _unzip(tuples: Any, treedef: Any, n: int) -> tuple[Any, ...]:
@@ -460,7 +437,10 @@ def ftrl(
     differs from Keras when ``l2_shrinkage > 0``. Keras's ``l2`` enters ``quad`` as
     ``2·l2``: it is Keras's ``L2`` convention ``l2·Σw²``, not jaxreg's ``(λ/2)·Σw²``.
     With ``initial_accumulator_value = 0``, a zero gradient and ``l2 = beta = 0``
-    the first step divides ``0/0`` (NaN), as Keras does.
+    the first step divides ``0/0`` (NaN), as Keras does. A learning rate that
+    reaches 0 at run time (a schedule decaying to 0, an injected 0) is "no step":
+    the update is 0 and ``n``, ``z`` are kept (the formula divides by ``lr``, so
+    it is not evaluated there); a negative or NaN one gives NaN.
 
     Args:
       learning_rate: ``lr > 0``: a float or an optax schedule.
@@ -488,65 +468,74 @@ def ftrl(
       McMahan et al., *Ad click prediction: a view from the trenches*, KDD 2013;
       Keras 3 ``keras.optimizers.Ftrl``.
     """
-    _check_schedule_positive("learning_rate", learning_rate)
+    _checks.check_number("learning_rate", learning_rate, "finite and > 0", lambda x: x > 0)
     for name, value in (("l1", l1), ("l2", l2), ("l2_shrinkage", l2_shrinkage)):
-        v.check_scalar_or_schedule(name, value)
-    _check_real("beta", beta, "finite and >= 0", lambda x: x >= 0)
-    _check_real("lr_power", lr_power, "finite and <= 0", lambda x: x <= 0)
-    _check_real(
-        "initial_accumulator_value", initial_accumulator_value, "finite and >= 0", lambda x: x >= 0
-    )
-    v.check_mask_spec(mask)
+        _checks.check_number(name, value)
+    _checks.check_number("beta", beta, schedule=False)
+    _checks.check_number("lr_power", lr_power, "finite and <= 0", lambda x: x <= 0, schedule=False)
+    _checks.check_number("initial_accumulator_value", initial_accumulator_value, schedule=False)
+    _checks.check_mask_spec(mask)
 
     def init_fn(params):
         accum = jax.tree.map(
             lambda p: jnp.full(
-                jnp.shape(p), initial_accumulator_value, v.real_dtype(jnp.result_type(p))
+                jnp.shape(p), initial_accumulator_value, _dtypes.real_dtype(jnp.result_type(p))
             ),
             params,
         )
         linear = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params)
         return FtrlState(count=jnp.zeros([], jnp.int32), accum=accum, linear=linear)
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        v.require_params(params)
+    def update_impl(updates, state, params, active):
         count = state.count
-        lr = v.evaluate(learning_rate, count)
-        l1_t, l2_t, sh_t = (v.evaluate(x, count) for x in (l1, l2, l2_shrinkage))
-        masks = v.mask_tree(mask, params)
+        # The run-time rule, asked of the engine before the formula: negative or NaN
+        # hyper-parameters become NaN; a learning rate of 0 is "no step" (below), and
+        # the formula then runs with lr = 1 so that nothing divides by 0.
+        lr_in = _leafwise.runtime_value(_leafwise.evaluate(learning_rate, count))
+        no_step = None if isinstance(lr_in, numbers.Number) else lr_in == 0
+        lr = lr_in if no_step is None else jnp.where(no_step, jnp.ones_like(lr_in), lr_in)
+        l1_t, l2_t, sh_t = (
+            _leafwise.runtime_value(_leafwise.evaluate(x, count)) for x in (l1, l2, l2_shrinkage)
+        )
         # lr_power = -0.5 (the default) is a square root: much cheaper than pow.
         sqrt_power = isinstance(lr_power, numbers.Real) and float(lr_power) == -0.5
 
         def power(x):
-            return jnp.sqrt(x) if sqrt_power else x ** (-v.scalar_as(lr_power, x.dtype))
+            return jnp.sqrt(x) if sqrt_power else x ** (-_dtypes.scalar_as(lr_power, x.dtype))
 
-        def leaf(g, n, z, p, m):
-            if not v.is_float_leaf(p):
-                return g, n, z
-            rd, wd = _wide_dtypes(p.dtype)
-            lr_w = v.scalar_as(lr, rd)
+        def formula(g, n, z, p, m):
+            rd, wd = _dtypes.wide_dtypes(p.dtype)
+            lr_w = _dtypes.scalar_as(lr, rd)
             gw, pw, nw = g.astype(wd), p.astype(wd), n.astype(rd)
             zero = jnp.zeros((), rd)
-            l1_w = v.scalar_as(l1_t, rd) if m else zero
-            l2_w = v.scalar_as(l2_t, rd) if m else zero
+            l1_w = _dtypes.scalar_as(l1_t, rd) if m else zero
+            l2_w = _dtypes.scalar_as(l2_t, rd) if m else zero
             g_s = gw
-            if m and not v.is_literal_zero(l2_shrinkage):
-                g_s = gw + (2 * v.scalar_as(sh_t, rd)).astype(wd) * pw
+            if m and not _leafwise.is_literal_zero(l2_shrinkage):
+                g_s = gw + (2 * _dtypes.scalar_as(sh_t, rd)).astype(wd) * pw
             n_new = nw + _penalties.squared_modulus(gw).astype(rd)
             sigma = (power(n_new) - power(nw)) / lr_w
             z_new = z.astype(wd) + g_s - sigma.astype(wd) * pw
             # The barrier keeps XLA:CPU from materializing n'^q as a separate array
             # shared by z and quad (same value, ~1.3x faster step on CPU).
             n_sep = jax.lax.optimization_barrier(n_new)
-            quad = power(n_sep) / lr_w + 2 * (l2_w + v.scalar_as(beta, rd) / (2 * lr_w))
-            w_new = -_prox.soft_threshold(z_new, l1_w) / quad.astype(wd)
+            quad = power(n_sep) / lr_w + 2 * (l2_w + _dtypes.scalar_as(beta, rd) / (2 * lr_w))
+            w_new = -prox.soft_threshold(z_new, l1_w) / quad.astype(wd)
             return w_new.astype(p.dtype) - p, n_new.astype(n.dtype), z_new.astype(z.dtype)
 
-        triples = jax.tree.map(leaf, updates, state.accum, state.linear, params, masks)
+        def leaf(g, n, z, p, m):
+            if not _leafwise.is_float_leaf(p):
+                return g, n, z
+            out = _leafwise.by_mask(m, lambda on: formula(g, n, z, p, on))
+            if no_step is None:
+                return out
+            kept = (jnp.zeros_like(out[0]), n, z)
+            return tuple(jnp.where(no_step, a, b) for a, b in zip(kept, out, strict=True))
+
+        triples = jax.tree.map(leaf, updates, state.accum, state.linear, params, active)
         new_updates, new_accum, new_linear = _unzip(triples, jax.tree.structure(updates), 3)
         return new_updates, FtrlState(
             count=optax.safe_increment(count), accum=new_accum, linear=new_linear
         )
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _optimizer(init_fn, update_impl, mask, True)

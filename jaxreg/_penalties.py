@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import _validation as v
+from jaxreg import _checks, _dtypes, _leafwise
 
 __all__ = [
     "elastic_net_penalty",
@@ -150,14 +150,14 @@ def floats_as_arrays(tree: Any) -> Any:
 
 def check_radius(radius: Any) -> Any:
     """A projection radius: a finite number ``>= 0`` or a scalar array, never a schedule."""
-    if v.is_schedule(radius):
+    if _checks.is_schedule(radius):
         raise ValueError(
             "`radius` must be a number or a scalar array, got a schedule: a projection has "
             "no step count (evaluate the schedule yourself: `radius=schedule(step)`)."
         )
     if isinstance(radius, jax.Array | np.ndarray | np.generic | jax.core.Tracer):
-        v.check_scalar("radius", radius)
-    v.check_scalar_or_schedule("radius", radius)
+        _checks.check_scalar("radius", radius)
+    _checks.check_number("radius", radius)
     return radius
 
 
@@ -166,22 +166,29 @@ def _penalty(
     strength: Any,
     mask: Any,
     leaf_value: Callable[[jax.Array], jax.Array],
+    kind: str = "l1",
+    group_axis: Any = None,
 ) -> jax.Array:
-    """``Σ_leaf strength_leaf · leaf_value(leaf)`` accumulated in >= float32."""
-    params = floats_as_arrays(params)
-    strengths, masks = v.per_leaf_settings(strength, mask, params)
+    """``Σ_leaf strength_leaf · leaf_value(leaf)`` accumulated in >= float32.
+
+    Which leaves count and with which strength is the engine's per-leaf rule
+    (:func:`jaxreg._leafwise.leaf_rules`), as for the transforms.
+    """
+    _checks.check_strength(strength, allow_schedule=False)
+    _checks.check_mask_spec(mask)
+    reg = _leafwise.Regularizer(kind, strength, mask, group_axis=group_axis)
+    rules = jax.tree.structure(params).flatten_up_to(_leafwise.leaf_rules(reg, params))
     terms = []
-    for w, s, m in zip(
-        jax.tree.leaves(params), jax.tree.leaves(strengths), jax.tree.leaves(masks), strict=True
-    ):
-        if not v.is_regularized(w, s, m):
+    for w, rule in zip(jax.tree.leaves(params), rules, strict=True):
+        if rule is _leafwise.PASS:
             continue
-        acc = v.accumulation_dtype(w.dtype)
-        wide = w.astype(v.promote(w.dtype, jnp.float32))
-        terms.append(v.scalar_as(s, acc) * leaf_value(wide).astype(acc))
+        w = jnp.asarray(w)
+        acc = _dtypes.accumulation_dtype(w.dtype)
+        wide = w.astype(_dtypes.promote(w.dtype, jnp.float32))
+        terms.append(_leafwise.nonneg(rule[0], acc) * leaf_value(wide).astype(acc))
     if not terms:
         return jnp.zeros((), jnp.float32)
-    out = v.promote(*(t.dtype for t in terms))
+    out = _dtypes.promote(*(t.dtype for t in terms))
     total = terms[0].astype(out)
     for term in terms[1:]:
         total = total + term.astype(out)
@@ -273,10 +280,10 @@ def elastic_net_penalty(
     References:
       Zou & Hastie, *Regularization and variable selection via the elastic net*, 2005.
     """
-    v.check_l1_ratio(l1_ratio)
+    _checks.check_l1_ratio(l1_ratio)
 
     def value(w):
-        r = v.scalar_as(l1_ratio, v.real_dtype(w.dtype))
+        r = _dtypes.scalar_as(l1_ratio, _dtypes.real_dtype(w.dtype))
         l1 = jnp.sum(safe_abs(w))
         l2 = 0.5 * jnp.sum(squared_modulus(w))
         return r * l1 + (1 - r) * l2
@@ -334,9 +341,9 @@ def group_lasso_penalty(
     def value(w):
         axes = reduce_axes(w.ndim, group_axis)
         if axes is None:
-            return jnp.zeros((), v.real_dtype(w.dtype))
+            return jnp.zeros((), _dtypes.real_dtype(w.dtype))
         size = group_size(w.shape, axes)
         norms = safe_group_norm(w, axes)
         return jnp.sqrt(jnp.asarray(size, norms.dtype)) * jnp.sum(norms)
 
-    return _penalty(params, strength, mask, value)
+    return _penalty(params, strength, mask, value, "group_lasso", group_axis)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreg import _validation as v
+from jaxreg import _checks, _leafwise
 
 __all__ = ["SweepResult", "strength_sweep"]
 
@@ -54,11 +54,11 @@ def _apply_fn(model: Any) -> Callable:
 
 
 def _sparsity(params: Any, mask: Any) -> jax.Array:
-    masks = v.mask_tree(mask, params)
+    masks = _leafwise.mask_tree(mask, params)
     zeros = jnp.zeros((), jnp.float32)
     total = 0
     for leaf, m in zip(jax.tree.leaves(params), jax.tree.leaves(masks), strict=True):
-        if m and v.is_float_leaf(leaf):
+        if m and _leafwise.is_float_leaf(leaf):
             zeros = zeros + jnp.sum(leaf == 0).astype(jnp.float32)
             total += leaf.size
     return zeros / max(total, 1)
@@ -155,12 +155,12 @@ def strength_sweep(
     apply = _apply_fn(model)
     if not callable(optimizer):
         raise ValueError("`optimizer` must be a function strength -> optax.GradientTransformation.")
-    v.check_mask_spec(mask)
+    _checks.check_mask_spec(mask)
     strengths = jnp.asarray(strengths)
     if strengths.ndim != 1 or strengths.shape[0] < 1:
         raise ValueError(f"`strengths` must be a non-empty 1-d array, got shape {strengths.shape}.")
     if not isinstance(strengths, jax.core.Tracer):
-        v.check_strength(strengths)
+        _checks.check_strength(strengths)
     if not isinstance(batches, tuple | list) or len(batches) != 2:
         raise ValueError("`batches` must be a pair (inputs, labels) stacked over steps.")
     inputs, labels = (jnp.asarray(b) for b in batches)

@@ -1,4 +1,4 @@
-"""Optax gradient transformations built on the prox operators.
+"""Optax gradient transformations = the engine (:mod:`jaxreg._leafwise`) + an operator.
 
 Placement rule:
 
@@ -9,22 +9,30 @@ Placement rule:
   ``group_lasso_prox``): LAST, after the learning rate, told the learning rate.
   They return ``prox(p + u) − p`` so that ``optax.apply_updates(p, u)`` equals
   ``prox_{η_t·λ·R}(p + u)``; exact zeros survive because ``p + (0 − p) == 0``.
+
+Every transform here is one :class:`JaxregTransformation`: an
+``optax.GradientTransformationExtraArgs`` that also carries its description (a
+tuple of :class:`jaxreg._leafwise.Regularizer`), which :func:`jaxreg.flat` reads
+to run it on flat buffers. Masks are resolved per leaf by the engine (no
+``optax.masked``): a masked-out leaf comes back bitwise unchanged and the state
+is ``EmptyState`` (or :class:`ScheduleState` when a hyper-parameter is a
+schedule) whatever the mask or the strengths' values.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreg import _penalties, _prox
-from jaxreg import _validation as v
+from jaxreg import _checks, _dtypes, _leafwise, _penalties, prox
+from jaxreg._leafwise import Regularizer
 
 __all__ = [
+    "JaxregTransformation",
     "ScheduleState",
     "add_l2_gradient",
     "elastic_net_prox",
@@ -41,111 +49,127 @@ class ScheduleState(NamedTuple):
     count: jax.Array  # int32 scalar
 
 
-LeafUpdate = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+class JaxregTransformation(optax.GradientTransformationExtraArgs):
+    """A jaxreg transform: optax's ``(init, update)`` plus its own flat translation.
 
-
-def make_transform(
-    leaf_update: LeafUpdate,
-    strength: Any,
-    mask: Any,
-    *,
-    learning_rate: Any = None,
-    parameter_side: bool = True,
-) -> optax.GradientTransformation:
-    """Builds a transform ``u ← leaf_update(u, p, t)`` per regularized leaf.
-
-    ``t = η_t·λ_t`` for parameter-side transforms, ``λ_t`` for gradient-side ones,
-    in the leaf's real dtype (computed in at least float32). Masked-out leaves,
-    leaves whose strength is a literal 0, integer/bool leaves and ``None`` come
-    back unchanged. The state is empty unless a hyper-parameter is a schedule.
-    """
-    v.check_strength(strength)
-    if parameter_side:
-        v.check_scalar_or_schedule("learning_rate", learning_rate)
-        v.check_scalar("learning_rate", learning_rate)
-    v.check_mask_spec(mask)
-    stateful = v.needs_count(strength, learning_rate)
-
-    def init_fn(params):
-        del params
-        if stateful:
-            return ScheduleState(count=jnp.zeros([], jnp.int32))
-        return optax.EmptyState()
-
-    def update_fn(updates, state, params=None):
-        v.require_params(params)
-        count = state.count if stateful else None
-        eta = v.evaluate(learning_rate, count) if parameter_side else None
-        strengths = v.strength_tree(strength, updates)
-
-        def leaf(u, p, s):
-            if v.is_literal_zero(s) or not v.is_float_leaf(p):
-                return u
-            acc = v.accumulation_dtype(p.dtype)
-            t = v.scalar_as(v.evaluate(s, count), acc)
-            if parameter_side:
-                t = t * v.scalar_as(eta, acc)
-            return leaf_update(u, p, t.astype(v.real_dtype(p.dtype)))
-
-        new_updates = jax.tree.map(leaf, updates, params, strengths)
-        if stateful:
-            return new_updates, ScheduleState(count=optax.safe_increment(count))
-        return new_updates, state
-
-    tx = optax.GradientTransformation(init_fn, update_fn)
-    spec = FlatSpec(leaf_update, strength, mask, learning_rate, parameter_side, stateful)
-    if mask is None:
-        return register_flat_spec(tx, spec)
-    return register_flat_spec(optax.masked(tx, lambda tree: v.resolve_mask(mask, tree)), spec)
-
-
-class FlatSpec(NamedTuple):
-    """How a :func:`make_transform` transform is built, for :func:`jaxreg.flat`.
-
-    ``group_axis`` is set (by :func:`group_lasso_prox`) when ``leaf_update`` is not
-    elementwise; ``leaf_update`` is elementwise otherwise and accepts a per-element
-    threshold array ``t`` of the leaf's shape.
+    For optax it is an ordinary :class:`optax.GradientTransformationExtraArgs`.
+    ``__jaxreg_flat__(layout)`` returns the same transform written for the flat
+    buffers of ``layout`` (see :func:`jaxreg.flat`); jaxreg never looks anything up
+    in a side table or in optax's internals to find it.
     """
 
-    leaf_update: LeafUpdate
-    strength: Any
-    mask: Any
-    learning_rate: Any
-    parameter_side: bool
-    stateful: bool
-    group_axis: Any = None
+    def __jaxreg_flat__(self, layout: Any) -> Any:
+        return self.__dict__["_flat"](layout)
 
 
-_FLAT_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def register_flat_spec(tx: Any, spec: FlatSpec) -> Any:
-    """Records how ``tx`` was built (keyed by its ``update`` function) and returns it."""
-    _FLAT_SPECS[tx.update] = spec
+def jaxreg_transformation(
+    init: Callable, update: Callable, flat: Callable[[Any], Any]
+) -> JaxregTransformation:
+    """Wraps ``(init, update)`` with the function that builds its flat translation."""
+    tx = JaxregTransformation(init, update)
+    tx.__dict__["_flat"] = flat
     return tx
-
-
-def flat_spec(tx: Any) -> FlatSpec | None:
-    """The :class:`FlatSpec` of a jaxreg transform, ``None`` for any other transform."""
-    try:
-        return _FLAT_SPECS.get(tx.update)
-    except (AttributeError, TypeError):
-        return None
 
 
 def _next_params(u: jax.Array, p: jax.Array) -> jax.Array:
     """``p + u`` computed exactly as ``optax.apply_updates`` does, in ``p``'s dtype."""
-    wide = v.promote(p.dtype, u.dtype)
+    wide = _dtypes.promote(p.dtype, u.dtype)
     return (p.astype(wide) + u.astype(wide)).astype(p.dtype)
 
 
-def prox_update(leaf_prox: Callable[[jax.Array, jax.Array], jax.Array]) -> LeafUpdate:
-    """Turns a leaf prox into a parameter-side update ``prox(p + u, t) − p``."""
+def _prox_update(leaf_prox: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """Turns a leaf prox into a parameter-side update ``prox(p + u, *t) − p``."""
 
-    def leaf_update(u, p, t):
-        return leaf_prox(_next_params(u, p), t) - p
+    def leaf_update(u, p, *t):
+        return leaf_prox(_next_params(u, p), *t) - p
 
     return leaf_update
+
+
+def _l2_gradient(u, p, t):
+    return u + (t.astype(p.dtype) * p).astype(u.dtype)
+
+
+def _decay(u, p, t):
+    # η·λ >= 1 removes the whole weight (p_new = u); beyond it the explicit step would
+    # flip the weight's sign and grow it, so the factor is capped at 1.
+    t = jnp.minimum(t, jnp.ones((), t.dtype))
+    wide = _dtypes.promote(p.dtype, u.dtype)
+    return (u.astype(wide) - (t.astype(p.dtype) * p).astype(wide)).astype(p.dtype)
+
+
+def _l1_l2(x, t1, t2):
+    return prox.shrink(prox.soft_threshold(x, t1), t2)
+
+
+def leaf_update(reg: Regularizer) -> Callable[..., jax.Array]:
+    """The operator of a description: ``(u, p, *thresholds) -> new update``."""
+    if reg.kind == "l2_gradient":
+        return _l2_gradient
+    if reg.kind == "decay":
+        return _decay
+    if reg.kind == "l1":
+        return _prox_update(prox.soft_threshold)
+    if reg.kind == "l2":
+        return _prox_update(prox.shrink)
+    if reg.kind == "elastic_net":
+        return _prox_update(lambda x, t: prox.elastic_net_shrink(x, t, reg.l1_ratio))
+    if reg.kind == "group_lasso":
+        axis = reg.group_axis
+        return _prox_update(lambda x, t: prox.block_soft_threshold(x, t, group_axis=axis))
+    if reg.kind == "l1_l2":
+        return _prox_update(_l1_l2)
+    raise ValueError(f"unknown regularizer kind {reg.kind!r}")
+
+
+def check_regularizer(reg: Regularizer) -> None:
+    """The factory-time checks of a description (one number checker for all)."""
+    _checks.check_strength(reg.strength)
+    if reg.parameter_side:
+        _checks.check_number("learning_rate", reg.learning_rate)
+    if reg.kind == "l1_l2":
+        _checks.check_number("l1", reg.strength)
+        _checks.check_number("l2", reg.l2)
+    _checks.check_mask_spec(reg.mask)
+
+
+def make_transform(regs: Regularizer | Sequence[Regularizer]) -> JaxregTransformation:
+    """The transform of one or more descriptions, applied in order, leaf by leaf.
+
+    ``u ← leaf_update(u, p, t)`` per active leaf (see
+    :func:`jaxreg._leafwise.leaf_rules`), with ``t`` formed by
+    :func:`jaxreg._leafwise.threshold`. The state is empty unless a hyper-parameter
+    is a schedule (then one step count).
+    """
+    regs = (regs,) if isinstance(regs, Regularizer) else tuple(regs)
+    for reg in regs:
+        check_regularizer(reg)
+    stateful = any(reg.stateful for reg in regs)
+    updates_of = [leaf_update(reg) for reg in regs]
+
+    def init_fn(params):
+        for reg in regs:  # resolves masks and strengths now, so bad ones fail at init
+            _leafwise.leaf_rules(reg, params)
+        if stateful:
+            return ScheduleState(count=jnp.zeros([], jnp.int32))
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        _checks.require_params(params)
+        count = state.count if stateful else None
+        for reg, fn in zip(regs, updates_of, strict=True):
+            updates = _leafwise.apply_rules(reg, fn, updates, params, count)
+        if stateful:
+            return updates, ScheduleState(count=optax.safe_increment(count))
+        return updates, state
+
+    def flat(layout):
+        from jaxreg import _flat
+
+        return _flat.FlatRegularizers(regs, layout)
+
+    return jaxreg_transformation(init_fn, update_fn, flat)
 
 
 def add_l2_gradient(strength: Any = 1e-4, *, mask: Any = None) -> optax.GradientTransformation:
@@ -165,7 +189,7 @@ def add_l2_gradient(strength: Any = 1e-4, *, mask: Any = None) -> optax.Gradient
         ``params -> such a pytree``.
 
     Returns:
-      An :class:`optax.GradientTransformation`; updates keep their dtype.
+      A :class:`JaxregTransformation` (an optax transform); updates keep their dtype.
 
     Example:
       >>> import jax.numpy as jnp, optax, jaxreg
@@ -179,10 +203,7 @@ def add_l2_gradient(strength: Any = 1e-4, *, mask: Any = None) -> optax.Gradient
       Loshchilov & Hutter, *Decoupled weight decay regularization*, ICLR 2019.
     """
 
-    def leaf_update(u, p, t):
-        return u + (t.astype(p.dtype) * p).astype(u.dtype)
-
-    return make_transform(leaf_update, strength, mask, parameter_side=False)
+    return make_transform(Regularizer("l2_gradient", strength, mask))
 
 
 def weight_decay(
@@ -194,7 +215,9 @@ def weight_decay(
     weight_decay(λ, learning_rate=η))`` equals ``optax.adamw(η, weight_decay=λ)``.
     For decay that does not follow the learning rate (the AdamW paper; optax
     issues 292/364) pass ``learning_rate=1.0`` and a small ``strength`` (or a
-    multiplier schedule).
+    multiplier schedule). ``η_t·λ`` is capped at 1: a larger factor would flip the
+    weight's sign and grow it, so ``η_t·λ >= 1`` removes the whole weight
+    (``p_new = u``; exact zeros stay zero, also when ``η·λ`` overflows the dtype).
 
     Args:
       strength: ``λ >= 0``: number, schedule, prefix pytree or path strengths.
@@ -217,11 +240,7 @@ def weight_decay(
       Loshchilov & Hutter, *Decoupled weight decay regularization*, ICLR 2019.
     """
 
-    def leaf_update(u, p, t):
-        wide = v.promote(p.dtype, u.dtype)
-        return (u.astype(wide) - (t.astype(p.dtype) * p).astype(wide)).astype(p.dtype)
-
-    return make_transform(leaf_update, strength, mask, learning_rate=learning_rate)
+    return make_transform(Regularizer("decay", strength, mask, learning_rate))
 
 
 def l1_prox(
@@ -253,9 +272,7 @@ def l1_prox(
     References:
       Beck & Teboulle, *A fast iterative shrinkage-thresholding algorithm*, 2009.
     """
-    return make_transform(
-        prox_update(_prox.soft_threshold), strength, mask, learning_rate=learning_rate
-    )
+    return make_transform(Regularizer("l1", strength, mask, learning_rate))
 
 
 def l2_prox(
@@ -276,7 +293,7 @@ def l2_prox(
     References:
       Parikh & Boyd, *Proximal algorithms*, 2014.
     """
-    return make_transform(prox_update(_prox.shrink), strength, mask, learning_rate=learning_rate)
+    return make_transform(Regularizer("l2", strength, mask, learning_rate))
 
 
 def elastic_net_prox(
@@ -299,12 +316,9 @@ def elastic_net_prox(
     References:
       Zou & Hastie, 2005.
     """
-    v.check_l1_ratio(l1_ratio)
+    _checks.check_l1_ratio(l1_ratio)
     return make_transform(
-        prox_update(lambda x, t: _prox.elastic_net_shrink(x, t, l1_ratio)),
-        strength,
-        mask,
-        learning_rate=learning_rate,
+        Regularizer("elastic_net", strength, mask, learning_rate, l1_ratio=l1_ratio)
     )
 
 
@@ -335,10 +349,6 @@ def group_lasso_prox(
       Yuan & Lin, 2006; Wen et al., 2016.
     """
     _penalties.check_group_axis(group_axis)
-    tx = make_transform(
-        prox_update(lambda x, t: _prox.block_soft_threshold(x, t, group_axis=group_axis)),
-        strength,
-        mask,
-        learning_rate=learning_rate,
+    return make_transform(
+        Regularizer("group_lasso", strength, mask, learning_rate, group_axis=group_axis)
     )
-    return register_flat_spec(tx, flat_spec(tx)._replace(group_axis=group_axis))

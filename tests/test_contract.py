@@ -32,8 +32,16 @@ OPTIMIZERS = [
         "ftrl",
         {"learning_rate": 1.0, "l1": 1e-3, "l2": 1e-3, "l2_shrinkage": 1e-4, "beta": 0.1},
     ),
+    # The same optimizers with no regularizer: the literal-0 defaults must give the
+    # state tree the injected arrays give (issue 11).
+    ("proximal_adam", {"learning_rate": 0.1}),
+    ("proximal_sgd", {"learning_rate": 1e-3, "momentum": 0.9}),
+    ("proximal_adagrad", {"learning_rate": 1.0}),
+    ("ftrl", {"learning_rate": 1.0}),
 ]
-IDS = [name for name, _ in OPTIMIZERS]
+IDS = [
+    name + ("" if "l1" in kwargs else "-noreg" + str(len(kwargs))) for name, kwargs in OPTIMIZERS
+]
 
 
 def _abs_sq(x):
@@ -153,7 +161,10 @@ def test_inject_hyperparams(name, kwargs):
             state,
         )
         params = optax.apply_updates(params, updates)
+    assert jax.tree.structure(state_inject.inner_state) == jax.tree.structure(state)
     # The injected hyper-parameters are really used: changing l1 changes the updates.
+    if "l1" not in state_inject.hyperparams:
+        return
     state_inject.hyperparams["l1"] = jnp.asarray(0.5, jnp.float32)
     changed, _ = update_inject(grads, state_inject, params)
     unchanged, _ = update(grads, state, params)

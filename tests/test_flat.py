@@ -166,7 +166,7 @@ def test_gradient_through_unflatten_is_the_flat_gradient():
         np.testing.assert_array_equal(g_flat[key], layout.flatten(g_tree)[key])
 
 
-def test_state_round_trip():
+def test_state_round_trip(proven_elementwise):
     params = model_tree()
     tx = optax.adam(LR)
     _, flat_state = run_flat(tx, params)
@@ -300,18 +300,15 @@ ISSUE4 = {
 }
 
 
+@pytest.mark.parametrize("labels", [None, kernels], ids=["default-layout", "labels"])
+@pytest.mark.parametrize("mask", [None, kernels], ids=["no-mask", "mask-fn"])
 @pytest.mark.parametrize("name", list(ISSUE4))
-def test_issue4_optimizers_flat(name):
+def test_issue4_optimizers_flat(name, mask, labels):
+    # The mask is written for the pytree, as users write it, whatever the layout.
     params = model_tree()
     del params["step"]
-    if name in ("proximal_adam", "ftrl"):
-        # a mask goes through a layout split by the mask, and `lift`
-        layout = jaxreg.FlatLayout(params, labels=kernels)
-        expected = run_per_leaf(ISSUE4[name](kernels), params)
-        got, _ = run_flat(ISSUE4[name](layout.lift(kernels, "mask")), params, labels=kernels)
-    else:
-        expected = run_per_leaf(ISSUE4[name](None), params)
-        got, _ = run_flat(ISSUE4[name](None), params)
+    expected = run_per_leaf(ISSUE4[name](mask), params)
+    got, _ = run_flat(ISSUE4[name](mask), params, labels=labels)
     assert_trees_equal(got, expected, exact=False)
 
 
@@ -321,14 +318,15 @@ def test_issue4_optimizers_flat(name):
 def test_state_is_empty_for_uniform_or_labelled_regularizers():
     params = model_tree()
     flat_p, layout = jaxreg.flatten_params(params)
-    tx = optax.chain(optax.adam(LR), jaxreg.l1_prox(0.05, learning_rate=LR))
+    tx = [optax.adam(LR), jaxreg.l1_prox(0.05, learning_rate=LR)]
     state = jaxreg.flat(tx, layout).init(flat_p)
     assert state[1] == optax.EmptyState()
     assert isinstance(state[0][0], optax.ScaleByAdamState)
-    masked = optax.chain(optax.adam(LR), jaxreg.l1_prox(0.05, learning_rate=LR, mask=kernels))
+    masked = [optax.adam(LR), jaxreg.l1_prox(0.05, learning_rate=LR, mask=kernels)]
     state = jaxreg.flat(masked, layout).init(flat_p)
     assert isinstance(state[1], jaxreg.FlatRegState)
-    assert state[1].ids["float32"].dtype == jnp.uint8
+    (ids,) = state[1].ids
+    assert ids["float32"].dtype == jnp.uint8
     labelled = jaxreg.FlatLayout(params, labels=kernels)
     state = jaxreg.flat(masked, labelled).init(labelled.flatten(params))
     assert state[1] == optax.EmptyState()

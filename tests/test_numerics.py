@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import np_block, np_soft
 
 import jaxreg
 
@@ -29,12 +30,12 @@ BIG = 1e3  # a strength that zeroes every finite coordinate below
 
 # ---- NaN / inf through the prox operators -------------------------------------------
 LEAF_PROX = {
-    "soft_threshold": lambda x, t: jaxreg.soft_threshold(x, t),
-    "prox_l1": lambda x, t: jaxreg.prox_l1(x, t),
-    "prox_l2": lambda x, t: jaxreg.prox_l2(x, t),
-    "prox_elastic_net": lambda x, t: jaxreg.prox_elastic_net(x, t, l1_ratio=0.5),
-    "block_soft_threshold": lambda x, t: jaxreg.block_soft_threshold(x, t),
-    "prox_group_lasso": lambda x, t: jaxreg.prox_group_lasso(x, t),
+    "soft_threshold": lambda x, t: jaxreg.prox.soft_threshold(x, t),
+    "prox_l1": lambda x, t: jaxreg.prox.l1(x, t),
+    "prox_l2": lambda x, t: jaxreg.prox.l2(x, t),
+    "prox_elastic_net": lambda x, t: jaxreg.prox.elastic_net(x, t, l1_ratio=0.5),
+    "block_soft_threshold": lambda x, t: jaxreg.prox.block_soft_threshold(x, t),
+    "prox_group_lasso": lambda x, t: jaxreg.prox.group_lasso(x, t),
 }
 GROUPED = {"block_soft_threshold", "prox_group_lasso"}
 
@@ -132,7 +133,7 @@ def test_float16_group_prox_norm_neither_overflows_nor_underflows(value):
     x64 = np.full((4, 3), np.float64(np.float16(value)))
     norm = np.sqrt((x64**2).sum(axis=0))
     expected = (x64 * np.maximum(0, 1 - t * 2 / norm)).astype(np.float16)
-    out = jaxreg.block_soft_threshold(x, t)
+    out = jaxreg.prox.block_soft_threshold(x, t)
     assert out.dtype == jnp.float16
     np.testing.assert_array_equal(np.asarray(out), expected)
     tx = _after_sgd(jaxreg.group_lasso_prox(t, learning_rate=1.0))
@@ -154,12 +155,12 @@ def test_group_prox_and_penalty_finite_at_zero_group(dtype, x64):
     z = jnp.zeros((3, 2), dtype)
     tiny = jnp.full((3, 2), 1e-30 if "16" not in dtype else 1e-7, dtype)  # squares underflow
     for x in (z, tiny):
-        out = jaxreg.block_soft_threshold(x, 0.5)
+        out = jaxreg.prox.block_soft_threshold(x, 0.5)
         assert out.dtype == x.dtype and bool(jnp.all(jnp.isfinite(out)))
         np.testing.assert_array_equal(np.asarray(out.astype(jnp.complex128)), 0)
         # derivative of the prox at a zero group, along a direction: finite
         _, tangent = jax.jvp(
-            lambda a: jaxreg.block_soft_threshold(a, 0.5), (x,), (jnp.ones_like(x),)
+            lambda a: jaxreg.prox.block_soft_threshold(a, 0.5), (x,), (jnp.ones_like(x),)
         )
         assert bool(jnp.all(jnp.isfinite(tangent)))
         grad = grad_at_zero(x)
@@ -176,16 +177,6 @@ Z = (RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4))).astype(np.complex64
 Z[0, 0] = 0  # an exact zero entry
 
 
-def np_modulus_shrink(z, t):
-    a = np.abs(z)
-    return z * np.where(a == 0, 0, np.maximum(0, 1 - t / np.where(a == 0, 1, a)))
-
-
-def np_block(z, t):
-    norm = np.sqrt((np.abs(z) ** 2).sum(axis=0, keepdims=True))
-    return z * np.maximum(0, 1 - t * np.sqrt(z.shape[0]) / np.where(norm == 0, 1, norm))
-
-
 def test_complex_penalties_use_the_modulus():
     z = Z.astype(np.complex128)
     a = np.abs(z)
@@ -200,15 +191,15 @@ def test_complex_penalties_use_the_modulus():
 def test_complex_prox_operators_follow_the_modulus_rule():
     t = 0.8
     cases = {
-        "soft_threshold": (jaxreg.soft_threshold(Z, t), np_modulus_shrink(Z, t)),
-        "prox_l1": (jaxreg.prox_l1(Z, t), np_modulus_shrink(Z, t)),
-        "prox_l2": (jaxreg.prox_l2(Z, t), Z / (1 + t)),
+        "soft_threshold": (jaxreg.prox.soft_threshold(Z, t), np_soft(Z, t)),
+        "prox_l1": (jaxreg.prox.l1(Z, t), np_soft(Z, t)),
+        "prox_l2": (jaxreg.prox.l2(Z, t), Z / (1 + t)),
         "prox_elastic_net": (
-            jaxreg.prox_elastic_net(Z, t, l1_ratio=0.5),
-            np_modulus_shrink(Z, 0.4) / 1.4,
+            jaxreg.prox.elastic_net(Z, t, l1_ratio=0.5),
+            np_soft(Z, 0.4) / 1.4,
         ),
-        "block_soft_threshold": (jaxreg.block_soft_threshold(Z, t), np_block(Z, t)),
-        "prox_group_lasso": (jaxreg.prox_group_lasso(Z, t), np_block(Z, t)),
+        "block_soft_threshold": (jaxreg.prox.block_soft_threshold(Z, t), np_block(Z, t)),
+        "prox_group_lasso": (jaxreg.prox.group_lasso(Z, t), np_block(Z, t)),
     }
     for name, (out, expected) in cases.items():
         assert out.dtype == jnp.complex64, name
@@ -225,11 +216,11 @@ def test_complex_transforms_follow_the_modulus_rule():
     v = (Z - 0.5 * g).astype(np.complex128)  # sgd(0.5) step
     eta, lam = 0.5, 1.2
     cases = {
-        "l1_prox": (jaxreg.l1_prox(lam, learning_rate=eta), np_modulus_shrink(v, eta * lam)),
+        "l1_prox": (jaxreg.l1_prox(lam, learning_rate=eta), np_soft(v, eta * lam)),
         "l2_prox": (jaxreg.l2_prox(lam, learning_rate=eta), v / (1 + eta * lam)),
         "elastic_net_prox": (
             jaxreg.elastic_net_prox(lam, l1_ratio=0.5, learning_rate=eta),
-            np_modulus_shrink(v, eta * lam * 0.5) / (1 + eta * lam * 0.5),
+            np_soft(v, eta * lam * 0.5) / (1 + eta * lam * 0.5),
         ),
         "group_lasso_prox": (
             jaxreg.group_lasso_prox(lam, learning_rate=eta),
@@ -258,16 +249,16 @@ def test_complex_optimizers_follow_the_modulus_rule():
     eta, lam = 0.5, 0.4
     # proximal_sgd: sgd step, then modulus soft threshold and shrink
     new = _step(jaxreg.proximal_sgd(eta, l1=lam, l2=0.5), {"w": jnp.asarray(Z)}, {"w": g})
-    expected = np_modulus_shrink(z - eta * g, eta * lam) / (1 + eta * 0.5)
+    expected = np_soft(z - eta * g, eta * lam) / (1 + eta * 0.5)
     np.testing.assert_allclose(new, expected, rtol=2e-6, atol=1e-7)
     # proximal_adam, first step: m̂ = g, v̂ = |g|², d = |g| + eps, threshold η·λ/d
     new = _step(jaxreg.proximal_adam(eta, l1=lam), {"w": jnp.asarray(Z)}, {"w": g})
     d = np.abs(g) + 1e-8
-    expected = np_modulus_shrink(z - eta * g / d, eta * lam / d)
+    expected = np_soft(z - eta * g / d, eta * lam / d)
     # optax forms 1 − b2 = 1 − 0.999 in float32 (relative error 1.3e-5 in v̂)
     np.testing.assert_allclose(new, expected, rtol=3e-5, atol=1e-6)
     # proximal_adagrad (TF kernel): a = η/√(acc0 + |g|²), v = w − a·g, modulus threshold a·l1
     new = _step(jaxreg.proximal_adagrad(eta, l1=lam), {"w": jnp.asarray(Z)}, {"w": g})
     a = eta / np.sqrt(0.1 + np.abs(g) ** 2)
-    expected = np_modulus_shrink(z - a * g, a * lam)
+    expected = np_soft(z - a * g, a * lam)
     np.testing.assert_allclose(new, expected, rtol=2e-6, atol=1e-6)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import np_soft
 
 import jaxreg
 
@@ -62,11 +63,6 @@ def _run_jax(tx, a, b, p0, steps=STEPS):
     return np.asarray(run(p))
 
 
-def _soft(x, t):
-    mod = np.abs(x)
-    return np.where(mod > t, x * (1 - t / np.where(mod == 0, 1, mod)), 0 * x)
-
-
 def _assert_matches(got, want, *, rtol=2e-4, atol=2e-5):
     np.testing.assert_array_equal(got == 0, want == 0, err_msg="exact zeros differ")
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
@@ -89,7 +85,7 @@ def _adam_np(a, b, p, steps, lr, l1, wd, b1=0.9, b2=0.999, eps=1e-8):
         eta = lr(k) if callable(lr) else lr
         lam = l1(k) if callable(l1) else l1
         z = p - eta * m_hat / d - eta * wd * p
-        p = _soft(z, eta * lam / d)
+        p = np_soft(z, eta * lam / d)
     return p
 
 
@@ -233,7 +229,7 @@ def _sgd_np(a, b, p, steps, lr, l1, l2, momentum=None, nesterov=False):
             trace = g + momentum * trace
             g = g + momentum * trace if nesterov else trace
         v = p - lr * g
-        p = _soft(v, lr * l1) / (1 + lr * l2)
+        p = np_soft(v, lr * l1) / (1 + lr * l2)
     return p
 
 
@@ -267,11 +263,15 @@ def test_proximal_sgd_mask_and_plain_sgd():
     ur, _ = ref.update(grads, ref.init(params), params)
     np.testing.assert_array_equal(u["b"], ur["b"])
     new = optax.apply_updates(params, u)
-    np.testing.assert_allclose(new["w"], [0.0, _soft(-2.1, 0.5) / 1.5], rtol=1e-6)
+    np.testing.assert_allclose(new["w"], [0.0, np_soft(-2.1, 0.5) / 1.5], rtol=1e-6)
     assert new["w"][0] == 0
-    # No penalty: exactly optax.sgd.
-    u0, _ = jaxreg.proximal_sgd(0.5).update(grads, ref.init(params), params)
+    # No penalty: exactly optax.sgd's updates; the state is (sgd's, the prox's) whatever
+    # the strengths' values.
+    plain = jaxreg.proximal_sgd(0.5)
+    u0, s0 = plain.update(grads, plain.init(params), params)
     jax.tree.map(np.testing.assert_array_equal, u0, jax.tree.map(lambda g: -0.5 * g, grads))
+    with_l1 = jaxreg.proximal_sgd(0.5, l1=1.0, l2=1.0)
+    assert jax.tree.structure(s0) == jax.tree.structure(with_l1.init(params))
 
 
 # -------------------------------------------------------------- proximal adagrad
@@ -284,7 +284,7 @@ def _adagrad_np(a, b, p, steps, lr, l1, l2, init=0.1):
         accum = accum + np.abs(g) ** 2
         step = lr / np.sqrt(accum)
         v = p - step * g
-        p = _soft(v, step * l1) / (1 + step * l2)
+        p = np_soft(v, step * l1) / (1 + step * l2)
     return p
 
 

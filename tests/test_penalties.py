@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import nested_tree, strict
+from _helpers import nested_tree, strict
 
 import jaxreg
 

@@ -45,22 +45,22 @@ ratios = st.floats(0.0, 1.0, width=32)
 
 # ---- the operators: f(v, t, r) with r = l1_ratio (ignored unless elastic net) --------
 def _en_leaf(v, t, r):
-    from jaxreg import _prox
+    import jaxreg.prox as _prox
 
     return _prox.elastic_net_shrink(v, jnp.asarray(t, v.dtype), r)
 
 
 OPS = {
-    "soft_threshold": ("l1", lambda v, t, r: jaxreg.soft_threshold(v, t)),
-    "prox_l1": ("l1", lambda v, t, r: jaxreg.prox_l1({"w": v}, t)["w"]),
-    "prox_l2": ("l2", lambda v, t, r: jaxreg.prox_l2({"w": v}, t)["w"]),
+    "soft_threshold": ("l1", lambda v, t, r: jaxreg.prox.soft_threshold(v, t)),
+    "prox_l1": ("l1", lambda v, t, r: jaxreg.prox.l1({"w": v}, t)["w"]),
+    "prox_l2": ("l2", lambda v, t, r: jaxreg.prox.l2({"w": v}, t)["w"]),
     "elastic_net_shrink": ("en", _en_leaf),
     "prox_elastic_net": (
         "en",
-        lambda v, t, r: jaxreg.prox_elastic_net({"w": v}, t, l1_ratio=r)["w"],
+        lambda v, t, r: jaxreg.prox.elastic_net({"w": v}, t, l1_ratio=r)["w"],
     ),
-    "block_soft_threshold": ("group", lambda v, t, r: jaxreg.block_soft_threshold(v, t)),
-    "prox_group_lasso": ("group", lambda v, t, r: jaxreg.prox_group_lasso({"w": v}, t)["w"]),
+    "block_soft_threshold": ("group", lambda v, t, r: jaxreg.prox.block_soft_threshold(v, t)),
+    "prox_group_lasso": ("group", lambda v, t, r: jaxreg.prox.group_lasso({"w": v}, t)["w"]),
 }
 JITTED = {name: jax.jit(fn) for name, (_, fn) in OPS.items()}
 NAMES = sorted(OPS)

@@ -7,21 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import nested_tree, strict
+from _helpers import nested_tree, np_block, np_soft, strict
 
 import jaxreg
 
 LR = 0.1
-
-
-def np_soft(v, t):
-    return np.sign(v) * np.maximum(np.abs(v) - t, 0)
-
-
-def np_block(v, t):
-    n = np.sqrt(np.sum(v**2, axis=tuple(range(v.ndim - 1)), keepdims=True))
-    size = v.size // v.shape[-1]
-    return v * np.where(n > 0, np.maximum(0, 1 - t * np.sqrt(size) / n), 0)
 
 
 # name -> (factory(strength, learning_rate, mask), formula(p, v, t) on NumPy arrays)
