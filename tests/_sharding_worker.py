@@ -297,7 +297,7 @@ def main() -> None:
         sharded = jax.device_put(kernel, NamedSharding(mesh, P("x", None)))
         t = 0.9
         for group_axis, reduce in ((-1, 0), (0, 1)):
-            fn = jax.jit(lambda k, ga=group_axis: jaxreg.prox_group_lasso(k, t, group_axis=ga))
+            fn = jax.jit(lambda k, ga=group_axis: jaxreg.prox.group_lasso(k, t, group_axis=ga))
             out = fn(sharded)
             k64 = kernel.astype(np.float64)
             norms = np.sqrt((k64**2).sum(axis=reduce, keepdims=True))

@@ -884,7 +884,7 @@ def _wrapped_schedule_free(learning_rate):
 
 
 def _prox_without_mask(tree, t):
-    return jaxreg.prox_l1(tree, t)
+    return jaxreg.prox.l1(tree, t)
 
 
 bad(
@@ -948,28 +948,28 @@ bad(
 bad(
     "projection_l1_ball",
     "schedule-radius",
-    lambda: jaxreg.projection_l1_ball(P, optax.constant_schedule(1.0)),
+    lambda: jaxreg.prox.projection_l1_ball(P, optax.constant_schedule(1.0)),
     "radius",
     r"schedule",
 )
 bad(
     "projection_l2_ball",
     "vector-radius",
-    lambda: jaxreg.projection_l2_ball(P, jnp.ones(2)),
+    lambda: jaxreg.prox.projection_l2_ball(P, jnp.ones(2)),
     "radius",
     r"scalar",
 )
 bad(
     "soft_threshold",
     "int-array",
-    lambda: jaxreg.soft_threshold(jnp.arange(3), 1.0),
+    lambda: jaxreg.prox.soft_threshold(jnp.arange(3), 1.0),
     "x",
     r"float or complex",
 )
 bad(
     "block_soft_threshold",
     "bool-array",
-    lambda: jaxreg.block_soft_threshold(jnp.ones((2, 2), bool), 1.0),
+    lambda: jaxreg.prox.block_soft_threshold(jnp.ones((2, 2), bool), 1.0),
     "x",
     r"float or complex",
 )

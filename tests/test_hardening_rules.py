@@ -23,7 +23,7 @@ def test_mask_with_none_where_params_are_none():
     tree = nested_tree()
     mask = jax.tree.map(lambda x: x.ndim > 1, tree)
     assert mask["extra"][1] is None
-    out = jaxreg.prox_l1(tree, 10.0, mask=mask)
+    out = jaxreg.prox.l1(tree, 10.0, mask=mask)
     assert np.all(np.asarray(out["dense"]["kernel"]) == 0)
     np.testing.assert_array_equal(out["dense"]["bias"], tree["dense"]["bias"])
     tx = jaxreg.l1_prox(10.0, learning_rate=1.0, mask=mask)
@@ -65,7 +65,7 @@ def test_custom_prox_with_mask_keyword_gets_the_mask():
 
     def my_prox(tree, t, mask=None):
         seen.append(mask)
-        return jaxreg.prox_l1(tree, t, mask=mask)
+        return jaxreg.prox.l1(tree, t, mask=mask)
 
     x0 = {"w": jnp.array([3.0]), "b": jnp.array([3.0])}
 

@@ -60,8 +60,8 @@ def _tree(with_int=True):
 
 
 PROJECTIONS = {
-    "l1": (jaxreg.projection_l1_ball, np_project_l1),
-    "l2": (jaxreg.projection_l2_ball, np_project_l2),
+    "l1": (jaxreg.prox.projection_l1_ball, np_project_l1),
+    "l2": (jaxreg.prox.projection_l2_ball, np_project_l2),
 }
 
 
@@ -111,10 +111,10 @@ def test_projection_jit_and_traced_radius():
 def test_projection_l2_norm_is_scaled():
     tiny = jnp.full(4, 1e-30, jnp.float32)  # squares underflow in float32
     np.testing.assert_allclose(
-        jaxreg.projection_l2_ball(tiny, 1e-30), np.full(4, 0.5e-30), rtol=1e-5
+        jaxreg.prox.projection_l2_ball(tiny, 1e-30), np.full(4, 0.5e-30), rtol=1e-5
     )
     huge = jnp.full(4, 3e38, jnp.float32)  # squares overflow in float32
-    np.testing.assert_allclose(jaxreg.projection_l2_ball(huge, 2.0), np.full(4, 1.0), rtol=1e-5)
+    np.testing.assert_allclose(jaxreg.prox.projection_l2_ball(huge, 2.0), np.full(4, 1.0), rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", sorted(PROJECTIONS))
@@ -147,8 +147,8 @@ def test_projection_bad_radius(kind, radius):
 @pytest.mark.parametrize(
     "op",
     [
-        lambda x: jaxreg.soft_threshold(x, 1.0),
-        lambda x: jaxreg.block_soft_threshold(x.reshape(2, 2), 1.0),
+        lambda x: jaxreg.prox.soft_threshold(x, 1.0),
+        lambda x: jaxreg.prox.block_soft_threshold(x.reshape(2, 2), 1.0),
     ],
     ids=["soft_threshold", "block_soft_threshold"],
 )
@@ -160,7 +160,7 @@ def test_array_ops_refuse_integer_arrays(op, dtype):
 
 def test_tree_prox_passes_integer_leaves():
     tree = {"w": jnp.asarray([2.0, -0.5]), "n": jnp.asarray([5, -5]), "k": 4, "flag": True}
-    for prox in (jaxreg.prox_l1, jaxreg.prox_l2, jaxreg.prox_elastic_net, jaxreg.prox_group_lasso):
+    for prox in (jaxreg.prox.l1, jaxreg.prox.l2, jaxreg.prox.elastic_net, jaxreg.prox.group_lasso):
         out = prox(tree, 1.0)
         assert out["n"] is tree["n"] and out["k"] == 4 and out["flag"] is True
 
@@ -172,10 +172,10 @@ def test_python_float_leaves_are_float_leaves():
     # Python ints and bools pass through (no contribution), floats count.
     assert float(jaxreg.l1_penalty({"a": 3, "b": True, "c": -2.0}, 1.0)) == 2.0
     assert float(jaxreg.l1_penalty({"a": 0.5, "b": -1.0}, 1.0, mask={"a": True, "b": False})) == 0.5
-    out = jaxreg.prox_l1({"a": 0.5, "b": -1.0, "n": 2}, 0.6)
+    out = jaxreg.prox.l1({"a": 0.5, "b": -1.0, "n": 2}, 0.6)
     np.testing.assert_allclose([float(out["a"]), float(out["b"])], [0.0, -0.4], rtol=1e-6)
     assert out["n"] == 2
-    np.testing.assert_allclose(float(jaxreg.prox_l2(2.0, 1.0)), 1.0)
+    np.testing.assert_allclose(float(jaxreg.prox.l2(2.0, 1.0)), 1.0)
     assert float(jaxreg.sparsity([0.0, 1.0, jnp.zeros(2), 7])) == 0.75
     rep = jaxreg.sparsity_report({"x": 0.0, "n": 1})
     assert int(rep["x"].zeros) == 1 and int(rep["x"].size) == 1 and rep["n"] is None
@@ -183,9 +183,9 @@ def test_python_float_leaves_are_float_leaves():
 
 def test_projections_of_complex_leaves_use_the_modulus():
     z = np.array([3 + 4j, 0.6 - 0.8j, 0.0], np.complex64)  # moduli 5, 1, 0
-    out2 = np.asarray(jaxreg.projection_l2_ball(jnp.asarray(z), 1.0))
+    out2 = np.asarray(jaxreg.prox.projection_l2_ball(jnp.asarray(z), 1.0))
     np.testing.assert_allclose(out2, z / np.sqrt(26.0), rtol=1e-5)
     # L1 ball of radius 2 on the moduli (5, 1, 0): theta = 3 keeps modulus 2 on the first.
-    out1 = np.asarray(jaxreg.projection_l1_ball(jnp.asarray(z), 2.0))
+    out1 = np.asarray(jaxreg.prox.projection_l1_ball(jnp.asarray(z), 2.0))
     np.testing.assert_allclose(out1, [z[0] * 2 / 5, 0.0, 0.0], rtol=1e-5, atol=1e-6)
     assert out1.dtype == np.complex64 and out2.dtype == np.complex64

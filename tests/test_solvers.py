@@ -90,7 +90,7 @@ def test_lasso_kkt_and_moreau(x64):
     assert np.all(np.abs(grad[~active]) <= alpha + 1e-12)
     vals = np.linspace(-3, 3, 13)
     t = 0.7
-    moreau = np.asarray(jaxreg.soft_threshold(jnp.asarray(vals), t)) + t * np.clip(vals / t, -1, 1)
+    moreau = np.asarray(jaxreg.prox.soft_threshold(jnp.asarray(vals), t)) + t * np.clip(vals / t, -1, 1)
     np.testing.assert_allclose(moreau, vals, atol=1e-15)
 
 
@@ -181,9 +181,9 @@ def test_group_lasso_and_l1_function_closed_forms(x64):
     expected = k * np.maximum(0, 1 - lam * np.sqrt(2) / norms)
     np.testing.assert_allclose(np.asarray(res.params["k"]), expected, atol=1e-10)
     np.testing.assert_allclose(np.asarray(res.params["v"]), np.asarray(b["v"]), atol=1e-10)
-    # jaxreg.prox_l1 passed as a function is the "l1" regularizer, objective included
+    # jaxreg.prox.l1 passed as a function is the "l1" regularizer, objective included
     res = jaxreg.proximal_gradient(
-        fun, init, b, prox=jaxreg.prox_l1, strength=lam, tol=1e-12, restart="function"
+        fun, init, b, prox=jaxreg.prox.l1, strength=lam, tol=1e-12, restart="function"
     )
     np.testing.assert_allclose(
         np.asarray(res.params["v"]), np.sign(b["v"]) * np.maximum(np.abs(b["v"]) - lam, 0)
