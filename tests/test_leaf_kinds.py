@@ -114,7 +114,9 @@ def test_projection_l2_norm_is_scaled():
         jaxreg.prox.projection_l2_ball(tiny, 1e-30), np.full(4, 0.5e-30), rtol=1e-5
     )
     huge = jnp.full(4, 3e38, jnp.float32)  # squares overflow in float32
-    np.testing.assert_allclose(jaxreg.prox.projection_l2_ball(huge, 2.0), np.full(4, 1.0), rtol=1e-5)
+    np.testing.assert_allclose(
+        jaxreg.prox.projection_l2_ball(huge, 2.0), np.full(4, 1.0), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(PROJECTIONS))

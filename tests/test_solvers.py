@@ -90,7 +90,9 @@ def test_lasso_kkt_and_moreau(x64):
     assert np.all(np.abs(grad[~active]) <= alpha + 1e-12)
     vals = np.linspace(-3, 3, 13)
     t = 0.7
-    moreau = np.asarray(jaxreg.prox.soft_threshold(jnp.asarray(vals), t)) + t * np.clip(vals / t, -1, 1)
+    moreau = np.asarray(jaxreg.prox.soft_threshold(jnp.asarray(vals), t)) + t * np.clip(
+        vals / t, -1, 1
+    )
     np.testing.assert_allclose(moreau, vals, atol=1e-15)
 
 
