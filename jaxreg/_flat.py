@@ -99,7 +99,9 @@ class FlatLayout:
     """
 
     def __init__(self, params: Any, *, labels: Any = None) -> None:
-        leaves, self.treedef = jax.tree.flatten(params)
+        leaves = jax.tree.leaves(params)
+        treedef: Any = jax.tree.structure(params)
+        self.treedef = treedef
         structs = []
         for leaf in leaves:
             if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
@@ -110,7 +112,7 @@ class FlatLayout:
             label_leaves = [None] * len(structs)
         else:
             tree = labels(self.skeleton) if _checks.is_schedule(labels) else labels
-            label_leaves = self.treedef.flatten_up_to(
+            label_leaves = treedef.flatten_up_to(
                 _leafwise.broadcast_prefix("labels", tree, self.skeleton, lambda x: False)
             )
         sizes: dict[str, int] = {}
@@ -208,7 +210,7 @@ class FlatLayout:
             return unflatten(flat), None
 
         def bwd(_, cotangent):
-            out = {}
+            out: dict[str, Any] = {}
             leaves = jax.tree.leaves(cotangent)
             for key in self.keys:
                 dtype = self.dtypes[key]
@@ -365,7 +367,7 @@ class FlatRegState(NamedTuple):
     (other buffers mixed) is refused with a ``ValueError``.
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]
     ids: Any
     classes: Any
 
@@ -431,7 +433,7 @@ class _Ids:
 def _class_key(rule: Any) -> Any:
     def one(s):
         if isinstance(s, numbers.Number) and not isinstance(s, bool):
-            return ("number", float(s))
+            return ("number", float(s))  # type: ignore[arg-type]
         return ("object", id(s))
 
     return tuple(one(s) for s in rule)

@@ -232,7 +232,7 @@ def _state_entries(tree: Any, entries: list[_Entry]) -> list[bool]:
     out = []
     for e in entries:
         boxed = nnx is not None and isinstance(e.leaf, nnx.Variable)
-        state = boxed and not isinstance(e.leaf, nnx.Param)
+        state = boxed and nnx is not None and not isinstance(e.leaf, nnx.Param)
         if linen_vars and e.path.split("/", 1)[0] != "params":
             state = True
         out.append(state)

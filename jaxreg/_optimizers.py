@@ -281,7 +281,7 @@ def proximal_sgd(
 class ProximalAdagradState(NamedTuple):
     """State of :func:`jaxreg.proximal_adagrad`."""
 
-    count: jax.Array  # int32 scalar: number of earlier updates
+    count: jax.Array  # type: ignore[assignment]  # int32 scalar: number of earlier updates
     accum: Any  # Σ g² (+ initial value), real dtype of each leaf
 
 
@@ -402,7 +402,7 @@ def _unzip(tuples: Any, treedef: Any, n: int) -> tuple[Any, ...]:
 class FtrlState(NamedTuple):
     """State of :func:`jaxreg.ftrl` (Keras names: ``accumulators``, ``linears``)."""
 
-    count: jax.Array  # int32 scalar: number of earlier updates
+    count: jax.Array  # type: ignore[assignment]  # int32 scalar: number of earlier updates
     accum: Any  # n: Σ g² (+ initial value), real dtype of each leaf
     linear: Any  # z: the linear term, dtype of each leaf
 

@@ -177,7 +177,8 @@ def _penalty(
     _checks.check_strength(strength, allow_schedule=False)
     _checks.check_mask_spec(mask)
     reg = _leafwise.Regularizer(kind, strength, mask, group_axis=group_axis)
-    rules = jax.tree.structure(params).flatten_up_to(_leafwise.leaf_rules(reg, params))
+    treedef: Any = jax.tree.structure(params)
+    rules = treedef.flatten_up_to(_leafwise.leaf_rules(reg, params))
     terms = []
     for w, rule in zip(jax.tree.leaves(params), rules, strict=True):
         if rule is _leafwise.PASS:

@@ -104,8 +104,8 @@ def _prune_arrays(
             remove = dead_out | foldable
             if not remove.any():
                 continue
-            if foldable.any() and biases[l + 1] is not None:
-                b_next = biases[l + 1]
+            b_next = biases[l + 1]
+            if foldable.any() and b_next is not None:
                 extra = contribution[foldable].sum(axis=0, dtype=np.float64)
                 biases[l + 1] = (b_next.astype(np.float64) + extra).astype(b_next.dtype)
             keep = ~remove
@@ -161,7 +161,8 @@ def _numbered_order(paths: list[tuple[Any, ...]], what: str) -> list[tuple[Any, 
     the call order, so it is refused rather than guessed (dict keys are sorted as
     strings by ``jax.tree.map``: ``Dense_10`` before ``Dense_2``).
     """
-    keys = []
+    keys: list[tuple[tuple[Any, ...], str, int]] = []
+    ordered = True
     for path in paths:
         last = path[-1] if path else None
         if isinstance(last, int) and not isinstance(last, bool):
@@ -169,10 +170,10 @@ def _numbered_order(paths: list[tuple[Any, ...]], what: str) -> list[tuple[Any, 
             continue
         match = _NUMBERED.match(str(last)) if isinstance(last, str) else None
         if match is None:
-            keys = None
+            ordered = False
             break
         keys.append((path[:-1], match.group(1), int(match.group(2))))
-    if keys is None or len({k[:2] for k in keys}) > 1:
+    if not ordered or len({k[:2] for k in keys}) > 1:
         names = ", ".join(repr(_path_name(p)) for p in paths)
         raise ValueError(
             f"`layers`: cannot tell the call order of {what} {names} from their names (only "
@@ -374,7 +375,7 @@ def _prune_nnx(
         chosen = _numbered_order(list(paths.values()), "the nnx.Linear layers")
     clone = nnx.clone(model)
     by_path = {tuple(p): m for p, m in nnx.iter_modules(clone)}
-    linears = [by_path[p] for p in chosen]
+    linears: list[Any] = [by_path[p] for p in chosen]
     kernels = [np.asarray(lin.kernel.get_value()) for lin in linears]
     biases = [None if lin.bias is None else np.asarray(lin.bias.get_value()) for lin in linears]
     _check_chain(kernels, [_path_name(p) for p in chosen])
@@ -462,7 +463,7 @@ def prune_dense(
     try:
         from flax import nnx
     except ImportError:  # pragma: no cover - flax is a dependency
-        nnx = None
+        nnx = None  # type: ignore[assignment]
     if nnx is not None and isinstance(model, nnx.Module):
         if module is not None:
             raise ValueError("`module` is for linen params; an nnx model is its own module.")

@@ -46,7 +46,7 @@ __all__ = [
 class ScheduleState(NamedTuple):
     """State of a jaxreg transform with a schedule: the number of earlier updates."""
 
-    count: jax.Array  # int32 scalar
+    count: jax.Array  # type: ignore[assignment]  # int32 scalar
 
 
 class JaxregTransformation(optax.GradientTransformationExtraArgs):

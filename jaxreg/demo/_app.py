@@ -163,7 +163,7 @@ def _mlp(features: Sequence[int]) -> Any:
     return MLP(tuple(features))
 
 
-def _relu_np(x: Any) -> np.ndarray:
+def _relu_np(x: Any) -> Any:
     return np.maximum(np.asarray(x), 0)
 
 
@@ -351,8 +351,15 @@ def format_table(rows: Sequence[Row]) -> str:
       L1, proximal_adam         0.001    0.970        90.0%     80/192
       5000 / 17226 (29.0%)        0.970
     """
-    head = ("method", "strength", "test acc", "zero weights", "dead units", "params after pruning")
-    head = (*head, "pruned acc")
+    head = (
+        "method",
+        "strength",
+        "test acc",
+        "zero weights",
+        "dead units",
+        "params after pruning",
+        "pruned acc",
+    )
     lines = [
         f"{head[0]:<22} {head[1]:>8} {head[2]:>8} {head[3]:>12} {head[4]:>10}"
         f"   {head[5]:<22} {head[6]:>10}"
@@ -531,7 +538,7 @@ def _figure(rows: list[Row], kernels: dict[str, np.ndarray], path: str) -> Any:
         zeros = int(np.sum(w == 0))
         ax.hist(
             w[w != 0],
-            bins=bins,
+            bins=list(bins),
             histtype="stepfilled",
             color=_COLORS[row.method],
             alpha=0.8,
@@ -564,7 +571,7 @@ def _figure(rows: list[Row], kernels: dict[str, np.ndarray], path: str) -> Any:
         rs = [r for r in rows if r.method == key]
         if not rs:
             continue
-        style = {"color": _COLORS[key], "marker": "o", "label": rs[0].title}
+        style: dict[str, Any] = {"color": _COLORS[key], "marker": "o", "label": rs[0].title}
         zero_xy = [(100 * r.zero_fraction, r.test_accuracy) for r in rs]
         size_xy = [(r.params_after, r.pruned_accuracy) for r in rs]
         ax_zero.plot(*zip(*zero_xy, strict=True), **style)
@@ -602,7 +609,7 @@ def _figure(rows: list[Row], kernels: dict[str, np.ndarray], path: str) -> Any:
     fig.suptitle("jaxreg demo: an MLP on scikit-learn digits, four ways to regularize")
     fig.canvas.draw()  # fixes the layout, so label boxes are final
     fig.set_layout_engine("none")
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     for ax, entries in points.items():
         xy, texts, colors = zip(*entries, strict=True)
         place_labels(ax, xy, texts, colors, renderer)
