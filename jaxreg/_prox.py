@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreg import _penalties
+from jaxreg import _kernels, _penalties
 from jaxreg import _validation as v
 
 __all__ = [
@@ -113,9 +113,11 @@ def block_soft_threshold(
     rd = v.accumulation_dtype(x.dtype)
     t = v.scalar_as(threshold, rd)
     size = _penalties.group_size(x.shape, axes)
-    norm = _penalties.safe_group_norm(x.astype(v.promote(x.dtype, rd)), axes)
-    safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
     level = t * jnp.sqrt(jnp.asarray(size, rd))
+    # Scaled where the plain sum of squares under/overflows (issue 12), unless the
+    # group is zeroed whatever its exact norm (norm <= level).
+    norm = _kernels.group_norm(x.astype(v.promote(x.dtype, rd)), level, axes)
+    safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
     # jnp.maximum propagates a NaN norm, so NaN groups stay NaN.
     scale = jnp.where(norm == 0, jnp.zeros_like(norm), jnp.maximum(1 - level / safe, 0))
     return x * scale.astype(x.dtype)
