@@ -9,36 +9,150 @@ Two patterns recur (see benchmarks/README.md, "Issue 13"):
   this, so it copies the old accumulator (a leaf-sized temp) instead. :func:`after`
   gives the write a (bitwise neutral) data dependency on a value computed from the old
   accumulator, which orders the fusions and removes the copy.
-* **Group norms.** ``‖x_g‖₂`` is a sum of squares (one fast reduction), with a scaled
-  recomputation only when that sum underflowed or overflowed (:func:`group_norm`).
+* **Group norms.** ``‖x_g‖₂`` is one fused sum of squares, scaled by a power of two
+  chosen from the threshold so that under/overflow cannot change the prox
+  (:func:`group_norm`); leaves are processed in sequenced buckets so that the
+  materialized ``p + u`` of a chained prox needs one bucket-sized temp
+  (:func:`one_leaf_at_a_time`).
 """
 
 from __future__ import annotations
 
-import math
+import contextvars
+import functools
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from jaxreg import _penalties
+from jaxreg import _validation as v
 
-__all__ = ["after", "ftrl_accumulators", "group_norm"]
+__all__ = [
+    "after",
+    "block_soft_threshold",
+    "ftrl_accumulators",
+    "group_lasso_update",
+    "group_norm",
+    "one_leaf_at_a_time",
+    "sequenced",
+]
 
 
-def after(x: jax.Array, dep: jax.Array) -> jax.Array:
-    """``x``, bit for bit, computed only after ``dep`` (a data dependency on one entry).
+def after(x: jax.Array, *deps: jax.Array) -> jax.Array:
+    """``x``, bit for bit, computed only after ``deps`` (a data dependency on one entry
+    of each).
 
-    The predicate ``(c == c) | (c != c)`` is true for every ``c`` (NaN included), but
-    XLA does not fold it, so the fusion producing the result reads ``dep[0]`` and is
-    scheduled after ``dep``. Reading one entry costs nothing measurable.
+    The predicate ``(c == c) | (c != c)`` is true for every ``c`` (NaN included), so
+    the ``select`` always returns ``x``; XLA cannot know that, so the fusion producing
+    the result reads one entry of each dep and is scheduled after them. Reading one
+    entry costs nothing measurable. (The barrier keeps XLA from folding
+    ``select(c, x, x)`` before it has served as a dependency.)
     """
-    if jnp.size(dep) == 0:
+    firsts = [jnp.ravel(d)[0] for d in deps if jnp.size(d)]
+    if not firsts:
         return x
-    c = jnp.ravel(dep)[0]
+    c = firsts[0]
+    for f in firsts[1:]:
+        c = c + f.astype(c.dtype)
     (alt,) = jax.lax.optimization_barrier((x,))
     return jnp.where((c == c) | (c != c), x, alt)
+
+
+_LEAF_CHAIN: contextvars.ContextVar = contextvars.ContextVar("jaxreg_leaf_chain", default=None)
+
+
+def one_leaf_at_a_time(update_fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps a transform's ``update``: :func:`sequenced` leaf kernels inside it run in order.
+
+    Within one call, each sequenced leaf kernel starts after the previous one ended
+    (:func:`after`), so XLA can reuse one temp buffer for all leaves: the step's temp
+    is the largest leaf, not the sum of the leaves.
+    """
+
+    @functools.wraps(update_fn)
+    def update(updates, state, params=None, **extra_args):
+        token = _LEAF_CHAIN.set({"previous": [], "current": [], "bytes": 0})
+        try:
+            return update_fn(updates, state, params, **extra_args)
+        finally:
+            _LEAF_CHAIN.reset(token)
+
+    return update
+
+
+SEQUENCE_BYTES = 8 << 20  # leaves are sequenced in buckets of about this many bytes
+
+
+def sequenced(
+    leaf_update: Callable[..., tuple[jax.Array, jax.Array | None]],
+) -> Callable[..., jax.Array]:
+    """Turns ``(u, p, t) -> (u', token)`` into a leaf update ``(u, p, t) -> u'`` that,
+    inside :func:`one_leaf_at_a_time`, runs in buckets of about ``SEQUENCE_BYTES``:
+    leaves of one bucket are independent (XLA may run them concurrently), each bucket
+    starts after the ``token`` of every leaf of the previous one (a small array
+    computed late in a leaf, e.g. its group scales; ``None``: no token). The step's
+    temp is then at most about one bucket (or one leaf, if larger), not all leaves.
+    Called elsewhere (e.g. directly by the flat mode) it is just ``leaf_update``."""
+
+    @functools.wraps(leaf_update)
+    def leaf(u, p, t):
+        chain = _LEAF_CHAIN.get()
+        if chain is None:
+            return leaf_update(u, p, t)[0]
+        nbytes = u.size * u.dtype.itemsize
+        if chain["current"] and chain["bytes"] + nbytes > SEQUENCE_BYTES:
+            chain["previous"], chain["current"], chain["bytes"] = chain["current"], [], 0
+        if chain["previous"]:
+            u = after(u, *chain["previous"])
+        out, token = leaf_update(u, p, t)
+        if token is not None:
+            chain["current"].append(token)
+            chain["bytes"] += nbytes
+        return out
+
+    return leaf
+
+
+def block_soft_threshold(
+    x: jax.Array, threshold: Any, group_axis: int | tuple[int, ...]
+) -> tuple[jax.Array, jax.Array | None]:
+    """Body of :func:`jaxreg._prox.block_soft_threshold`: ``(result, group scales)``.
+
+    The scales (``None`` for an ungrouped leaf) serve as the token of :func:`sequenced`.
+    """
+    x = jnp.asarray(x)
+    _penalties.check_group_axis(group_axis)
+    axes = _penalties.reduce_axes(x.ndim, group_axis)
+    if axes is None:
+        return x, None
+    # The norm is taken in at least float32: float16 squares overflow above ~256 and
+    # underflow below ~2e-4 (which would zero a whole group).
+    rd = v.accumulation_dtype(x.dtype)
+    t = v.scalar_as(threshold, rd)
+    size = _penalties.group_size(x.shape, axes)
+    level = t * jnp.sqrt(jnp.asarray(size, rd))
+    # Scaled where the plain sum of squares under/overflows (issue 12), unless the
+    # group is zeroed whatever its exact norm (norm <= level).
+    norm = group_norm(x.astype(v.promote(x.dtype, rd)), level, axes)
+    safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
+    # jnp.maximum propagates a NaN norm, so NaN groups stay NaN. A zero norm is a zero
+    # group, or (level 0 only: nothing to compare with) one whose squares underflowed.
+    zero_scale = jnp.where(level == 0, jnp.ones_like(norm), jnp.zeros_like(norm))
+    scale = jnp.where(norm == 0, zero_scale, jnp.maximum(1 - level / safe, 0))
+    return x * scale.astype(x.dtype), scale
+
+
+def group_lasso_update(
+    u: jax.Array, p: jax.Array, t: jax.Array, group_axis: int | tuple[int, ...]
+) -> tuple[jax.Array, jax.Array | None]:
+    """Parameter-side group-lasso leaf update ``bst(p + u, t) − p`` and its token."""
+    wide = v.promote(p.dtype, u.dtype)
+    x = (p.astype(wide) + u.astype(wide)).astype(p.dtype)  # as optax.apply_updates
+    y, scale = block_soft_threshold(x, t, group_axis)
+    return y - p, scale
 
 
 def ftrl_accumulators(
@@ -70,52 +184,37 @@ def ftrl_accumulators(
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
-def group_norm(x: jax.Array, negligible: jax.Array | None, axes: tuple[int, ...]) -> jax.Array:
-    """Group norms ``‖x_g‖₂`` over ``axes`` (keepdims), free of underflow and overflow.
+def group_norm(x: jax.Array, level: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """Group norms ``‖x_g‖₂`` over ``axes`` (keepdims) for a block soft threshold at
+    ``level`` (a real scalar), computed as ``√Σ|s·x|² / s`` with ``s`` a power of two.
 
-    Fast path: ``√Σ|x|²``, one reduction, bitwise the unscaled result. Where that sum
-    overflowed (an entry above ~1.8e19 in float32) or fell below ``tiny/eps`` (squares
-    of entries below ~1e-19 underflow), the norm is recomputed as ``m·√Σ|x/m|²`` with
-    ``m`` the group's max-abs rounded up to a power of two (exact scaling, as in
-    ``hypot``). The recomputation sits in a :func:`jax.lax.cond`, so normal inputs pay
-    one scalar test. ``negligible`` (a real scalar) lets a caller skip it for small
-    sums: a group whose norm is at most ``negligible`` gives the caller the same
-    result whatever its exact norm (the block soft threshold zeroes it). NaN groups
-    give NaN, groups holding ``inf`` give ``inf``. The derivative is that of
-    :func:`jaxreg._penalties.safe_group_norm` (0 where the norm is 0).
+    Only how a norm compares with ``level`` matters to the threshold (groups with
+    ``‖x_g‖ <= level`` are zeroed, the others scaled by ``1 − level/‖x_g‖``). For
+    ``level`` in ``[2⁻⁴⁰, 2⁴⁰]``, ``s = 1``: the plain sum of squares, bitwise, in one
+    reduction; squares that underflow (entries below ~1e-19 in float32) belong to
+    groups far below the level or change their sum by less than rounding, and a sum
+    that overflows (entries above ~1.8e19) gives ``inf``, whose factor ``1`` is the
+    exact one rounded (``level/‖x_g‖ < 2⁻²³``). Outside that range ``s`` brings
+    ``s·level`` into ``[1/2, 1)`` (``s`` clamped to ``2^±120``), so the same holds for
+    the scaled norms. Scaling by a power of two is exact and costs one multiply in
+    the fused reduction; no extra pass, no branch. NaN groups give NaN. The
+    derivative is that of :func:`jaxreg._penalties.safe_group_norm` (0 where the norm
+    is 0).
     """
-    ss = jnp.sum(_penalties.squared_modulus(x), axis=axes, keepdims=True)
-    rd = ss.dtype
-    finfo = jnp.finfo(rd)
-    small = jnp.asarray(finfo.tiny / finfo.eps, rd)
-    suspect = ss == jnp.inf
-    if negligible is None:
-        suspect = suspect | (ss < small)
-    else:
-        # Below `small` the squares may have lost up to size*tiny: the true norm is at
-        # most sqrt(small + size*tiny); skip when that is still negligible.
-        size = math.prod(x.shape[a] for a in axes)
-        bound = jnp.sqrt(small + jnp.asarray(size, rd) * jnp.asarray(finfo.tiny, rd))
-        suspect = suspect | ((ss < small) & (bound > jnp.asarray(negligible, rd)))
-
-    def rescaled(_):
-        m = jnp.max(jnp.abs(x), axis=axes, keepdims=True).astype(rd)
-        ok = jnp.isfinite(m) & (m > 0)
-        _, e = jnp.frexp(jnp.where(ok, m, jnp.ones_like(m)))
-        scale = jnp.ldexp(jnp.ones_like(m), e)  # a power of two >= m: exact division
-        inner = jnp.sum(
-            _penalties.squared_modulus(x / scale.astype(x.dtype)), axis=axes, keepdims=True
-        )
-        fixed = jnp.where(ok, scale * jnp.sqrt(inner.astype(rd)), m)
-        return jnp.where(suspect & (m == m), fixed, jnp.sqrt(ss))
-
-    return jax.lax.cond(jnp.any(suspect), rescaled, lambda _: jnp.sqrt(ss), None)
+    rd = jnp.asarray(level).dtype
+    lvl = jnp.asarray(level)
+    _, e = jnp.frexp(jnp.where(jnp.isfinite(lvl) & (lvl > 0), lvl, jnp.ones_like(lvl)))
+    far = jnp.isfinite(lvl) & (lvl > 0) & ((lvl < 2.0**-40) | (lvl > 2.0**40))
+    shift = jnp.where(far, jnp.clip(-e, -120, 120), 0)
+    s = jnp.ldexp(jnp.ones((), rd), shift)
+    ss = jnp.sum(_penalties.squared_modulus(x * s.astype(x.dtype)), axis=axes, keepdims=True)
+    return jnp.sqrt(ss.astype(rd)) * jnp.ldexp(jnp.ones((), rd), -shift)
 
 
 @group_norm.defjvp
 def _group_norm_jvp(axes, primals, tangents):
-    (x, negligible), (dx, _) = primals, tangents
-    n = group_norm(x, negligible, axes)
+    (x, level), (dx, _) = primals, tangents
+    n = group_norm(x, level, axes)
     inner = jnp.sum(jnp.real(jnp.conj(x) * dx), axis=axes, keepdims=True)
     safe = jnp.where(n == 0, jnp.ones_like(n), n)
     return n, jnp.where(n == 0, jnp.zeros_like(n), inner / safe.astype(inner.dtype))

@@ -103,24 +103,7 @@ def block_soft_threshold(
     References:
       Yuan & Lin, 2006; Parikh & Boyd, *Proximal algorithms*, 2014, §6.5.4.
     """
-    x = jnp.asarray(x)
-    _penalties.check_group_axis(group_axis)
-    axes = _penalties.reduce_axes(x.ndim, group_axis)
-    if axes is None:
-        return x
-    # The norm is taken in at least float32: float16 squares overflow above ~256 and
-    # underflow below ~2e-4 (which would zero a whole group).
-    rd = v.accumulation_dtype(x.dtype)
-    t = v.scalar_as(threshold, rd)
-    size = _penalties.group_size(x.shape, axes)
-    level = t * jnp.sqrt(jnp.asarray(size, rd))
-    # Scaled where the plain sum of squares under/overflows (issue 12), unless the
-    # group is zeroed whatever its exact norm (norm <= level).
-    norm = _kernels.group_norm(x.astype(v.promote(x.dtype, rd)), level, axes)
-    safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
-    # jnp.maximum propagates a NaN norm, so NaN groups stay NaN.
-    scale = jnp.where(norm == 0, jnp.zeros_like(norm), jnp.maximum(1 - level / safe, 0))
-    return x * scale.astype(x.dtype)
+    return _kernels.block_soft_threshold(x, threshold, group_axis)[0]
 
 
 def map_prox(

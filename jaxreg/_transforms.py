@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreg import _penalties, _prox
+from jaxreg import _kernels, _penalties, _prox
 from jaxreg import _validation as v
 
 __all__ = [
@@ -336,9 +336,12 @@ def group_lasso_prox(
     """
     _penalties.check_group_axis(group_axis)
     tx = make_transform(
-        prox_update(lambda x, t: _prox.block_soft_threshold(x, t, group_axis=group_axis)),
+        _kernels.sequenced(lambda u, p, t: _kernels.group_lasso_update(u, p, t, group_axis)),
         strength,
         mask,
         learning_rate=learning_rate,
     )
-    return register_flat_spec(tx, flat_spec(tx)._replace(group_axis=group_axis))
+    spec = flat_spec(tx)._replace(group_axis=group_axis)
+    # Leaves one after the other: one leaf-sized temp (p + u) instead of all of them.
+    tx = optax.GradientTransformation(tx.init, _kernels.one_leaf_at_a_time(tx.update))
+    return register_flat_spec(tx, spec)
