@@ -35,7 +35,9 @@ LR, LAM = 1e-3, 1e-4
 def _tree(n_params, n_leaves, seed, scale=1.0, cols=200):
     keys = jax.random.split(jax.random.key(seed), n_leaves)
     shape = (max(n_params // n_leaves // cols, 1), cols)
-    return {f"w{i:03d}": scale * jax.random.normal(k, shape, jnp.float32) for i, k in enumerate(keys)}
+    return {
+        f"w{i:03d}": scale * jax.random.normal(k, shape, jnp.float32) for i, k in enumerate(keys)
+    }
 
 
 def _leafwise(fn):
