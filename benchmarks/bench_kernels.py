@@ -12,6 +12,7 @@ Usage::
 
     python benchmarks/bench_kernels.py                       # 1M/10 and 10M/10
     python benchmarks/bench_kernels.py --cases 1000000:500 --rounds 5
+    python benchmarks/bench_kernels.py --only compile --compile-leaves 500
 """
 
 from __future__ import annotations
@@ -135,17 +136,60 @@ def _bench(txs, n_params, n_leaves, rounds, steps, flat=False):
         )
 
 
+def bench_compile(n_leaves, reps):
+    """Compile time (lower + compile) of the jitted donated step, ``reps`` interleaved."""
+    p = _tree(n_leaves * 2000, n_leaves, 0, cols=20)
+    txs = {
+        "optax.adam": optax.adam(LR),
+        "optax.adamw": optax.adamw(LR, weight_decay=LAM),
+        "adam + l1_prox": optax.chain(optax.adam(LR), jaxreg.l1_prox(LAM, learning_rate=LR)),
+        "adam + weight_decay": optax.chain(
+            optax.adam(LR), jaxreg.weight_decay(LAM, learning_rate=LR)
+        ),
+        "regularized(adam, l1)": jaxreg.regularized(optax.adam, LR, l1=LAM),
+        "adam + group_lasso_prox (after)": optax.chain(
+            optax.adam(LR), jaxreg.group_lasso_prox(LAM, learning_rate=LR)
+        ),
+        "adam + group lasso (before)": optax.chain(optax.adam(LR), _leafwise(_group_before)),
+        "jaxreg.ftrl (after)": jaxreg.ftrl(LR, l1=LAM, l2=LAM),
+        "ftrl (before)": _ftrl_before(),
+    }
+    times = {k: [] for k in txs}
+    names = list(txs)
+    for r in range(reps):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            tx = txs[name]
+
+            def step(p, s, g, tx=tx):
+                u, s = tx.update(g, s, p)
+                return optax.apply_updates(p, u), s
+
+            t0 = time.perf_counter()
+            jax.jit(step, donate_argnums=(0, 1)).lower(p, tx.init(p), p).compile()
+            times[name].append(time.perf_counter() - t0)
+    base = float(np.median(times["optax.adam"]))
+    print(f"\n### compile time, {n_leaves} leaves of (100, 20), median of {reps}")
+    print("| step | compile s | vs adam |")
+    print("| --- | --- | --- |")
+    for name, ts in times.items():
+        print(f"| {name} | {np.median(ts):.2f} | {np.median(ts) / base:.2f}x |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=["group", "ftrl"])
     parser.add_argument("--cases", nargs="*", default=["1000000:10", "10000000:10"])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--compile-leaves", type=int, default=500)
+    parser.add_argument("--compile-reps", type=int, default=3)
     args = parser.parse_args()
     print(
         f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC jax {jax.__version__} "
         f"optax {optax.__version__} {jax.devices()[0].platform} ({platform.machine()})"
     )
+    if "compile" in args.only:
+        bench_compile(args.compile_leaves, args.compile_reps)
     for case in args.cases:
         n, leaves = map(int, case.split(":"))
         if "group" in args.only:
