@@ -90,7 +90,7 @@ def _bench(txs, n_params, n_leaves, rounds, steps, flat=False):
         p = _tree(n_params, n_leaves, 0)
         grads = grads0
         if flat and "flat" in name:
-            layout = jaxreg.flatten_params(p)
+            layout = jaxreg.FlatLayout(p)
             p, grads = layout.flatten(p), layout.flatten(grads0)
             tx = jaxreg.flat(tx, layout)
 
