@@ -188,7 +188,8 @@ def group_norm(x: jax.Array, threshold: jax.Array, axes: tuple[int, ...]) -> jax
     groups far below the level or change their sum by less than rounding, and a sum
     that overflows (entries above ~1.8e19) gives ``inf``, whose factor ``1`` is the
     exact one rounded (``level/‖x_g‖ < 2⁻²⁸`` for groups of up to 2³² entries).
-    Outside that range ``s = 1/t``, so the same holds for the scaled norms (whose
+    Outside that range ``s = 1/t`` (clamped to ``[2⁻¹⁰⁰, 2¹⁰⁰]``), so the same holds
+    for the scaled norms (whose
     rounding then differs by an ulp or two). It costs one multiply in the fused
     reduction and a few scalar ops shared by all leaves with the same ``t`` (XLA's CSE
     merges them): no extra pass, no branch. (A ``lax.cond`` fallback cost +0.5× at
@@ -199,9 +200,10 @@ def group_norm(x: jax.Array, threshold: jax.Array, axes: tuple[int, ...]) -> jax
     t = jnp.asarray(threshold)
     far = (t > 0) & (t < jnp.inf) & ((t < 2.0**-40) | (t > 2.0**20))
     t_far = jnp.where(far, t, jnp.ones_like(t))
-    s = jnp.where(far, 1 / t_far, jnp.ones_like(t))  # 1 (exact) in the usual range
+    # 1 (exact) in the usual range; clamped so that s and 1/s stay normal numbers.
+    s = jnp.where(far, jnp.clip(1 / t_far, 2.0**-100, 2.0**100), jnp.ones_like(t))
     ss = jnp.sum(_penalties.squared_modulus(x * s.astype(x.dtype)), axis=axes, keepdims=True)
-    return jnp.sqrt(ss.astype(t.dtype)) * t_far
+    return jnp.sqrt(ss.astype(t.dtype)) / s
 
 
 @group_norm.defjvp
