@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg import _checks, _dtypes, _leafwise, _penalties, _transforms, prox
+from jaxreg import _checks, _dtypes, _kernels, _leafwise, _penalties, _transforms, prox
 from jaxreg._leafwise import Regularizer
 
 __all__ = [
@@ -513,13 +513,9 @@ def ftrl(
             g_s = gw
             if m and not _leafwise.is_literal_zero(l2_shrinkage):
                 g_s = gw + (2 * _dtypes.scalar_as(sh_t, rd)).astype(wd) * pw
-            n_new = nw + _penalties.squared_modulus(gw).astype(rd)
-            sigma = (power(n_new) - power(nw)) / lr_w
-            z_new = z.astype(wd) + g_s - sigma.astype(wd) * pw
-            # The barrier keeps XLA:CPU from materializing n'^q as a separate array
-            # shared by z and quad (same value, ~1.3x faster step on CPU).
-            n_sep = jax.lax.optimization_barrier(n_new)
-            quad = power(n_sep) / lr_w + 2 * (l2_w + _dtypes.scalar_as(beta, rd) / (2 * lr_w))
+            # z' from the old n first, then n' in place (no copy of n; see _kernels).
+            z_new, n_new = _kernels.ftrl_accumulators(gw, nw, z.astype(wd), g_s, pw, lr_w, power)
+            quad = power(n_new) / lr_w + 2 * (l2_w + _dtypes.scalar_as(beta, rd) / (2 * lr_w))
             w_new = -prox.soft_threshold(z_new, l1_w) / quad.astype(wd)
             return w_new.astype(p.dtype) - p, n_new.astype(n.dtype), z_new.astype(z.dtype)
 

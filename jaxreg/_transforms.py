@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreg import _checks, _dtypes, _leafwise, _penalties, prox
+from jaxreg import _checks, _dtypes, _kernels, _leafwise, _penalties, prox
 from jaxreg._leafwise import Regularizer
 
 __all__ = [
@@ -115,8 +115,10 @@ def leaf_update(reg: Regularizer) -> Callable[..., jax.Array]:
     if reg.kind == "elastic_net":
         return _prox_update(lambda x, t: prox.elastic_net_shrink(x, t, reg.l1_ratio))
     if reg.kind == "group_lasso":
+        # Sequenced: inside _kernels.one_leaf_at_a_time the leaves run one after the
+        # other, so the step's temp (p + u) is one leaf, not all of them.
         axis = reg.group_axis
-        return _prox_update(lambda x, t: prox.block_soft_threshold(x, t, group_axis=axis))
+        return _kernels.sequenced(lambda u, p, t: _kernels.group_lasso_update(u, p, t, axis))
     if reg.kind == "l1_l2":
         return _prox_update(_l1_l2)
     raise ValueError(f"unknown regularizer kind {reg.kind!r}")
@@ -163,6 +165,9 @@ def make_transform(regs: Regularizer | Sequence[Regularizer]) -> JaxregTransform
         if stateful:
             return updates, ScheduleState(count=optax.safe_increment(count))
         return updates, state
+
+    if any(reg.kind == "group_lasso" for reg in regs):
+        update_fn = _kernels.one_leaf_at_a_time(update_fn)
 
     def flat(layout):
         from jaxreg import _flat

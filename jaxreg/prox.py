@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxreg import _checks, _dtypes, _leafwise, _penalties
+from jaxreg import _checks, _dtypes, _kernels, _leafwise, _penalties
 
 __all__ = [
     "block_soft_threshold",
@@ -110,21 +110,7 @@ def block_soft_threshold(
       Yuan & Lin, 2006; Parikh & Boyd, *Proximal algorithms*, 2014, §6.5.4.
     """
     x = _penalties.require_inexact("x", x)
-    _penalties.check_group_axis(group_axis)
-    axes = _penalties.reduce_axes(x.ndim, group_axis)
-    if axes is None:
-        return x
-    # The norm is taken in at least float32: float16 squares overflow above ~256 and
-    # underflow below ~2e-4 (which would zero a whole group).
-    rd = _dtypes.accumulation_dtype(x.dtype)
-    t = _dtypes.scalar_as(threshold, rd)
-    size = _penalties.group_size(x.shape, axes)
-    norm = _penalties.safe_group_norm(x.astype(_dtypes.promote(x.dtype, rd)), axes)
-    safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
-    level = t * jnp.sqrt(jnp.asarray(size, rd))
-    # jnp.maximum propagates a NaN norm, so NaN groups stay NaN.
-    scale = jnp.where(norm == 0, jnp.zeros_like(norm), jnp.maximum(1 - level / safe, 0))
-    return x * scale.astype(x.dtype)
+    return _kernels.block_soft_threshold(x, threshold, group_axis)[0]
 
 
 def map_prox(

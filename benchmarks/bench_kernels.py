@@ -1,0 +1,221 @@
+"""Issue 13: `group_lasso_prox` and `ftrl` against `optax.adam`, before and after.
+
+"before" rows re-create the formulas of the previous implementation inline (the
+group lasso as one independent ``prox(p + u) - p`` per leaf with the plain
+``√Σx²`` norm; FTRL with ``n'`` shared by ``z`` and ``quad`` behind an optimization
+barrier), so before/after/adam run interleaved in ONE process: compare within a table.
+Each row: jitted, donated step (update + ``optax.apply_updates``), median ms, ratio to
+``optax.adam``, XLA temp bytes (``memory_analysis``), HLO copies, minor page faults
+per step, compile seconds.
+
+Usage::
+
+    python benchmarks/bench_kernels.py                       # 1M/10 and 10M/10
+    python benchmarks/bench_kernels.py --cases 1000000:500 --rounds 5
+    python benchmarks/bench_kernels.py --only compile --compile-leaves 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxreg
+
+LR, LAM = 1e-3, 1e-4
+
+
+def _tree(n_params, n_leaves, seed, scale=1.0, cols=200):
+    keys = jax.random.split(jax.random.key(seed), n_leaves)
+    shape = (max(n_params // n_leaves // cols, 1), cols)
+    return {
+        f"w{i:03d}": scale * jax.random.normal(k, shape, jnp.float32) for i, k in enumerate(keys)
+    }
+
+
+def _leafwise(fn):
+    return optax.GradientTransformation(
+        lambda p: optax.EmptyState(), lambda u, s, p=None: (jax.tree.map(fn, u, p), s)
+    )
+
+
+def _group_before(u, p):
+    """The previous `chain(adam, group_lasso_prox)` leaf update (t = LR*LAM)."""
+    x = p + u
+    norm = jnp.sqrt(jnp.sum(x * x, axis=0, keepdims=True))
+    safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
+    level = jnp.float32(LR * LAM) * jnp.sqrt(jnp.float32(x.shape[0]))
+    scale = jnp.where(norm == 0, jnp.zeros_like(norm), jnp.maximum(1 - level / safe, 0))
+    return x * scale - p
+
+
+def _ftrl_before():
+    """The previous `jaxreg.ftrl(LR, l1=LAM, l2=LAM)` per-leaf formula."""
+
+    def init(params):
+        return (
+            jax.tree.map(lambda x: jnp.full_like(x, 0.1), params),
+            jax.tree.map(jnp.zeros_like, params),
+        )
+
+    def leaf(g, n, z, p):
+        n_new = n + g * g
+        z_new = z + g - (jnp.sqrt(n_new) - jnp.sqrt(n)) / LR * p
+        n_sep = jax.lax.optimization_barrier(n_new)
+        quad = jnp.sqrt(n_sep) / LR + 2 * (LAM + 0.0 / (2 * LR))
+        w = -(jnp.sign(z_new) * jnp.maximum(jnp.abs(z_new) - LAM, 0)) / quad
+        return w - p, n_new, z_new
+
+    def update(g, state, params=None):
+        out = jax.tree.map(leaf, g, state[0], state[1], params)
+        is_t = lambda x: isinstance(x, tuple)  # noqa: E731
+        parts = [jax.tree.map(lambda t, i=i: t[i], out, is_leaf=is_t) for i in range(3)]
+        return parts[0], (parts[1], parts[2])
+
+    return optax.GradientTransformation(init, update)
+
+
+def _bench(txs, n_params, n_leaves, rounds, steps, flat=False):
+    grads0 = _tree(n_params, n_leaves, 1, 1e-2)
+    live, info = {}, {}
+    for name, tx in txs.items():
+        p = _tree(n_params, n_leaves, 0)
+        grads = grads0
+        if flat and "flat" in name:
+            layout = jaxreg.FlatLayout(p)
+            p, grads = layout.flatten(p), layout.flatten(grads0)
+            tx = jaxreg.flat(tx, layout)
+
+        def step(p, s, g, tx=tx):
+            u, s = tx.update(g, s, p)
+            return optax.apply_updates(p, u), s
+
+        fn = jax.jit(step, donate_argnums=(0, 1))
+        s = tx.init(p)
+        t0 = time.perf_counter()
+        compiled = fn.lower(p, s, grads).compile()
+        ctime = time.perf_counter() - t0
+        info[name] = (
+            compiled.memory_analysis().temp_size_in_bytes,
+            compiled.as_text().count(" copy("),
+            ctime,
+        )
+        p, s = fn(p, s, grads)
+        jax.block_until_ready(p)
+        live[name] = [fn, p, s, grads, [], []]
+    names = list(live)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn, p, s, g, times, faults = live[name]
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                p, s = fn(p, s, g)
+            jax.block_until_ready(p)
+            times.append((time.perf_counter() - t0) / steps)
+            faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / steps)
+            live[name][1], live[name][2] = p, s
+    base = float(np.median(live[names[0]][4]))
+    print(f"\n{n_params:,} params / {n_leaves} leaves, median of {rounds} rounds x {steps} steps")
+    print("| step | ms | vs adam | temp MB | copies | faults/step | compile s |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, row in live.items():
+        med = float(np.median(row[4]))
+        temp, copies, ctime = info[name]
+        print(
+            f"| {name} | {med * 1e3:.2f} | {med / base:.2f}x | {temp / 1e6:.1f} | {copies} "
+            f"| {np.median(row[5]):.0f} | {ctime:.2f} |"
+        )
+
+
+def bench_compile(n_leaves, reps):
+    """Compile time (lower + compile) of the jitted donated step, ``reps`` interleaved."""
+    p = _tree(n_leaves * 2000, n_leaves, 0, cols=20)
+    txs = {
+        "optax.adam": optax.adam(LR),
+        "optax.adamw": optax.adamw(LR, weight_decay=LAM),
+        "adam + l1_prox": optax.chain(optax.adam(LR), jaxreg.l1_prox(LAM, learning_rate=LR)),
+        "adam + weight_decay": optax.chain(
+            optax.adam(LR), jaxreg.weight_decay(LAM, learning_rate=LR)
+        ),
+        "regularized(adam, l1)": jaxreg.regularized(optax.adam, LR, l1=LAM),
+        "adam + group_lasso_prox (after)": optax.chain(
+            optax.adam(LR), jaxreg.group_lasso_prox(LAM, learning_rate=LR)
+        ),
+        "adam + group lasso (before)": optax.chain(optax.adam(LR), _leafwise(_group_before)),
+        "jaxreg.ftrl (after)": jaxreg.ftrl(LR, l1=LAM, l2=LAM),
+        "ftrl (before)": _ftrl_before(),
+    }
+    times = {k: [] for k in txs}
+    names = list(txs)
+    for r in range(reps):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            tx = txs[name]
+
+            def step(p, s, g, tx=tx):
+                u, s = tx.update(g, s, p)
+                return optax.apply_updates(p, u), s
+
+            t0 = time.perf_counter()
+            jax.jit(step, donate_argnums=(0, 1)).lower(p, tx.init(p), p).compile()
+            times[name].append(time.perf_counter() - t0)
+    base = float(np.median(times["optax.adam"]))
+    print(f"\n### compile time, {n_leaves} leaves of (100, 20), median of {reps}")
+    print("| step | compile s | vs adam |")
+    print("| --- | --- | --- |")
+    for name, ts in times.items():
+        print(f"| {name} | {np.median(ts):.2f} | {np.median(ts) / base:.2f}x |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=["group", "ftrl"])
+    parser.add_argument("--cases", nargs="*", default=["1000000:10", "10000000:10"])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--compile-leaves", type=int, default=500)
+    parser.add_argument("--compile-reps", type=int, default=3)
+    args = parser.parse_args()
+    print(
+        f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC jax {jax.__version__} "
+        f"optax {optax.__version__} {jax.devices()[0].platform} ({platform.machine()})"
+    )
+    if "compile" in args.only:
+        bench_compile(args.compile_leaves, args.compile_reps)
+    for case in args.cases:
+        n, leaves = map(int, case.split(":"))
+        if "group" in args.only:
+            print("\n### adam + group_lasso_prox")
+            txs = {
+                "optax.adam": optax.adam(LR),
+                "adam + group_lasso_prox (after)": optax.chain(
+                    optax.adam(LR), jaxreg.group_lasso_prox(LAM, learning_rate=LR)
+                ),
+                "adam + group lasso (before)": optax.chain(
+                    optax.adam(LR), _leafwise(_group_before)
+                ),
+            }
+            if leaves >= 100:
+                txs["flat adam + group_lasso_prox"] = txs["adam + group_lasso_prox (after)"]
+                txs["flat optax.adam"] = optax.adam(LR)
+            _bench(txs, n, leaves, args.rounds, args.steps, flat=leaves >= 100)
+        if "ftrl" in args.only:
+            print("\n### ftrl(l1, l2)")
+            txs = {
+                "optax.adam": optax.adam(LR),
+                "jaxreg.ftrl (after)": jaxreg.ftrl(LR, l1=LAM, l2=LAM),
+                "ftrl (before)": _ftrl_before(),
+            }
+            _bench(txs, n, leaves, args.rounds, args.steps)
+
+
+if __name__ == "__main__":
+    main()
