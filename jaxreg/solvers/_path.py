@@ -11,6 +11,7 @@ import numpy as np
 
 from jaxreg import _prox
 from jaxreg import _validation as v
+from jaxreg.solvers import _cd
 from jaxreg.solvers import _common as c
 from jaxreg.solvers import _proximal_gradient as _pg
 
@@ -245,7 +246,19 @@ def _ws_make(xt: jax.Array, b: jax.Array, block: int, sizes: list[int]):
 
 
 def _lsq_path_working_set(
-    xt, b, const, strengths, *, r, method, tol_abs, max_iter, learning_rate, acceleration, restart
+    xt,
+    b,
+    const,
+    strengths,
+    *,
+    r,
+    method,
+    tol_abs,
+    max_iter,
+    learning_rate,
+    acceleration,
+    restart,
+    inner="fista",
 ):
     """Least-squares (elastic-net) path by strong rules, working sets and polishing.
 
@@ -274,9 +287,19 @@ def _lsq_path_working_set(
         def solve(ws, x, alpha, budget):
             gram, bw = _sub_problem(ws, b, s)
             eta = step_of(ws)
-            xs, k, _ = _ws_solve(
-                gram, bw, alpha, x[:s], eta, tol_abs, budget, r, acceleration, restart
-            )
+            if inner == "cd":
+
+                def error(z):
+                    return _kkt_error(z, bw - gram @ z, alpha, eta, r)
+
+                xs, k, _ = _cd.cd_solve(
+                    gram, bw, alpha, x[:s], jnp.minimum(ws.size, s), tol_abs, budget, r,
+                    error, lambda z: _polish(gram, bw, alpha, z, r),
+                )  # fmt: skip
+            else:
+                xs, k, _ = _ws_solve(
+                    gram, bw, alpha, x[:s], eta, tol_abs, budget, r, acceleration, restart
+                )
             c = b - xs @ ws.rows[:s]  # −∇f on all features
             return x.at[:s].set(xs), c, k
 
@@ -667,27 +690,20 @@ def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
         return PathResult(strengths_in, coef, intercept, iterations, converged, objective)
 
     if loss == "squared" and opts.solver in ("fista", "cd"):
-        if opts.solver == "cd":
-            from jaxreg.solvers._cd import lsq_path_cd
-
-            coef, iterations, converged, objective = lsq_path_cd(
-                xt, xty, const, strengths, r=l1_ratio, method=opts.method,
-                tol_abs=tol * scale, max_iter=max_iter,
-            )  # fmt: skip
-        else:
-            coef, iterations, converged, objective = _lsq_path_working_set(
-                xt,
-                xty,
-                const,
-                strengths,
-                r=l1_ratio,
-                method=opts.method,
-                tol_abs=tol * scale,
-                max_iter=max_iter,
-                learning_rate=learning_rate,
-                acceleration=opts.acceleration,
-                restart=opts.restart,
-            )
+        coef, iterations, converged, objective = _lsq_path_working_set(
+            xt,
+            xty,
+            const,
+            strengths,
+            r=l1_ratio,
+            method=opts.method,
+            tol_abs=tol * scale,
+            max_iter=max_iter,
+            learning_rate=learning_rate,
+            acceleration=opts.acceleration,
+            restart=opts.restart,
+            inner=opts.solver,
+        )
         intercept = y_mean - coef @ x_mean
         return nan_out(coef, intercept, iterations, converged, objective)
     step = learning_rate if learning_rate is not None else 1 / lipschitz

@@ -20,7 +20,7 @@ _PROX_NAMES = ("l1", "l2", "elastic_net", "group_lasso")
 _RESTARTS = ("gradient", "function", None)
 _DENSE_MAX = 1024  # implicit differentiation: largest system solved densely
 _GROW = 1.1  # line search: next trial step = last accepted step × _GROW after a clean step
-_STALL = 20  # iterations within the dtype's floor (above `tol`) before stopping there
+_STALL = 50  # iterations without a new best error, within the dtype's floor, to stop there
 _POWER_ITERS = 8  # secant power iterations for the first step's curvature estimate
 
 
@@ -198,11 +198,12 @@ def proximal_gradient(
     Stopping: after iteration ``k`` the error is the sup-norm of the gradient
     mapping, ``max_i |x_{k+1} − y_k|_i / η`` (zero exactly at a minimizer; it has
     the units of ``∇f``); the loop stops when it is ``<= tol``, after
-    ``max_iter`` iterations (or when it is NaN), or after 20 consecutive
-    iterations below ``floor = 64·eps(dtype)·max|∇f(init_params)|``, what the
-    dtype resolves (for float32 ``eps ≈ 1.2e-7``): a float32 solve asked for
-    ``tol=1e-10`` stops there, reports ``converged=True`` and, called eagerly,
-    says so in a :class:`jaxreg.ConvergenceWarning`. An eager call that stops at
+    ``max_iter`` iterations (or when it is NaN), or when rounding stalls it: 50
+    iterations without a new smallest error, that error being below
+    ``√eps(dtype)·max|∇f(init_params)|`` (for float32 ``√eps ≈ 3.5e-4``). A
+    float32 solve asked for ``tol=1e-10`` stops there, reports
+    ``converged=True`` and, called eagerly, says so in a
+    :class:`jaxreg.ConvergenceWarning`. An eager call that stops at
     ``max_iter`` warns too (under ``jit``, read ``converged``).
 
     Compilation: an eager call runs one compiled program, cached on the static
@@ -389,8 +390,9 @@ def proximal_gradient(
         elif bool(res.converged) and err > float(tol):
             warnings.warn(
                 f"tol={tol:g} is below what {np.dtype(dtype).name} resolves for this problem; "
-                f"proximal_gradient stopped at error {err:.3g} <= {floor_v:.3g} (64·eps times "
-                "the initial gradient's sup-norm); use float64 (jax_enable_x64) for more.",
+                f"proximal_gradient stopped at error {err:.3g}, where rounding stalled it "
+                f"(below √eps times the initial gradient's sup-norm, {floor_v:.3g}); use "
+                "float64 (jax_enable_x64) for more.",
                 c.ConvergenceWarning,
                 stacklevel=2,
             )
@@ -449,8 +451,7 @@ def _solve(init_params, args, strengths, lr, tol, max_iter, init_step, *, opts):
     def solve(x0, data, strs):
         g0 = grad(x0, data)
         gscale = c.tree_max_abs(g0, dtype)
-        floor = c.resolution(dtype) * jnp.where(jnp.isfinite(gscale), gscale, 0)
-        tol_eff = jnp.maximum(tol, floor)
+        floor = jnp.sqrt(jnp.finfo(dtype).eps) * jnp.where(jnp.isfinite(gscale), gscale, 0)
         if opts.fixed_step:
             eta0 = lr
         else:
@@ -487,17 +488,18 @@ def _solve(init_params, args, strengths, lr, tol, max_iter, init_step, *, opts):
             return x_new, f_new, eta, n == 0
 
         def cond(state):
-            k, _, _, _, _, _, err, _, stall = state
-            return (k < max_iter) & (err > tol) & (stall < _STALL)
+            k, _, _, _, _, _, err, _, stall, best = state
+            return (k < max_iter) & (err > tol) & ~((stall >= _STALL) & (best <= floor))
 
         def body(state):
-            k, x, y, t, eta, grow, _, fx, stall = state
+            k, x, y, t, eta, grow, _, fx, stall, best = state
             x_new, f_new, eta, grow = step(y, eta, grow)
             diff = jax.tree.map(lambda a, b: a - b, x_new, y)
             err = c.tree_max_abs(diff, dtype) / eta
-            stall = jnp.where(err <= tol_eff, stall + 1, 0)
+            stall = jnp.where(err < best, 0, stall + 1)  # iterations without a new best
+            best = jnp.minimum(best, err)
             if not acceleration:
-                return k + 1, x_new, x_new, t, eta, grow, err, fx, stall
+                return k + 1, x_new, x_new, t, eta, grow, err, fx, stall, best
             dx = jax.tree.map(lambda a, b: a - b, x_new, x)
             if restart == "gradient":
                 reset = c.tree_vdot(diff, dx, dtype) < 0  # ⟨y − x⁺, x⁺ − x⟩ > 0
@@ -511,15 +513,16 @@ def _solve(init_params, args, strengths, lr, tol, max_iter, init_step, *, opts):
             t = jnp.where(reset, jnp.ones_like(t), t)
             t_new = (1 + jnp.sqrt(1 + 4 * t * t)) / 2
             y_new = c.axpy((t - 1) / t_new, dx, x_new)
-            return k + 1, x_new, y_new, t_new, eta, grow, err, f_keep, stall
+            return k + 1, x_new, y_new, t_new, eta, grow, err, f_keep, stall, best
 
         fx0 = objective(x0, data, strs) if restart == "function" else jnp.zeros((), dtype)
         one = jnp.ones((), dtype)
         inf = jnp.asarray(jnp.inf, dtype)
         zero = jnp.zeros((), jnp.int32)
-        state0 = (zero, x0, x0, one, eta0, jnp.zeros((), bool), inf, fx0, zero)
-        k, x, _, _, eta, _, err, _, _ = jax.lax.while_loop(cond, body, state0)
-        return x, k, eta, err, tol_eff, floor
+        state0 = (zero, x0, x0, one, eta0, jnp.zeros((), bool), inf, fx0, zero, inf)
+        k, x, _, _, eta, _, err, _, stall, best = jax.lax.while_loop(cond, body, state0)
+        stalled = (stall >= _STALL) & (best <= floor)
+        return x, k, eta, err, jnp.where(stalled, jnp.maximum(err, tol), tol), floor
 
     sg = jax.lax.stop_gradient
     if not opts.implicit_diff:
