@@ -32,9 +32,9 @@ class ProximalGradientResult(NamedTuple):
       iterations: number of proximal gradient steps taken (int32).
       objective: ``f(params, *args) + R(params)`` at the solution (``R`` omitted for a
         custom prox function, whose penalty is unknown).
-      converged: whether the stopping test ``error <= max(tol, floor)`` was met
-        before ``max_iter`` (``floor``: what the dtype resolves, see
-        :func:`jaxreg.proximal_gradient`).
+      converged: whether ``error <= tol`` was met before ``max_iter``, or the
+        solve stopped where rounding stalled it (what the dtype resolves, see
+        :func:`jaxreg.proximal_gradient`; an eager call then warns).
       step_size: the last step size ``η`` (the fixed ``learning_rate`` or the one the
         line search accepted).
       error: the last value of the stopping quantity
