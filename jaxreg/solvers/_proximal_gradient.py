@@ -198,9 +198,10 @@ def proximal_gradient(
     Stopping: after iteration ``k`` the error is the sup-norm of the gradient
     mapping, ``max_i |x_{k+1} − y_k|_i / η`` (zero exactly at a minimizer; it has
     the units of ``∇f``); the loop stops when it is ``<= tol``, after
-    ``max_iter`` iterations (or when it is NaN), or when rounding stalls it: 50
-    iterations without a new smallest error, that error being below
-    ``√eps(dtype)·max|∇f(init_params)|`` (for float32 ``√eps ≈ 3.5e-4``). A
+    ``max_iter`` iterations (or when it is NaN), or, in float32 and narrower
+    dtypes, when rounding stalls it: 50 iterations without a new smallest
+    error, that error being below ``√eps(dtype)·max|∇f(init_params)|``
+    (``√eps ≈ 3.5e-4`` in float32). A
     float32 solve asked for ``tol=1e-10`` stops there, reports
     ``converged=True`` and, called eagerly, says so in a
     :class:`jaxreg.ConvergenceWarning`. An eager call that stops at
@@ -451,7 +452,9 @@ def _solve(init_params, args, strengths, lr, tol, max_iter, init_step, *, opts):
     def solve(x0, data, strs):
         g0 = grad(x0, data)
         gscale = c.tree_max_abs(g0, dtype)
-        floor = jnp.sqrt(jnp.finfo(dtype).eps) * jnp.where(jnp.isfinite(gscale), gscale, 0)
+        # float32 and narrower: stop where rounding stalls the error (float64 reaches tol)
+        rel = float(np.sqrt(jnp.finfo(dtype).eps)) if jnp.finfo(dtype).eps > 1e-10 else 0.0
+        floor = rel * jnp.where(jnp.isfinite(gscale), gscale, 0)
         if opts.fixed_step:
             eta0 = lr
         else:
