@@ -184,6 +184,8 @@ def main():
                 "cd", lambda X, y, t: jx_runner(X, y, t, "cd", "sequential"), jx_ladder),
             "jaxreg cd vmap": ("cd-vmap", lambda X, y, t: jx_runner(X, y, t, "cd", "vmap"),
                                jx_ladder),
+            "jaxreg full Gram sequential": (
+                "full", lambda X, y, t: jx_runner(X, y, t, "full", "sequential"), jx_ladder),
             "jaxreg fista sequential": (
                 "fista", lambda X, y, t: jx_runner(X, y, t, "fista", "sequential"), jx_ladder),
         }  # fmt: skip
@@ -204,6 +206,7 @@ def main():
             cold = first
             if cname.startswith("jaxreg") and not args.no_cold:
                 solver, method = ("cd", "vmap") if key == "cd-vmap" else (key, "sequential")
+                solver = "auto" if key == "auto" else solver
                 cold = cold_time(X, y, jx_kwargs(tol, solver, method))
             rows.append((case, cname, tol, err, float(np.median(times[cname])), cold))
             print(rows[-1], flush=True)

@@ -430,8 +430,8 @@ def regularization_path(
     intercept (``max|Xᵀ(y − ½)|/(n·r)`` without: scikit-learn's
     ``l1_min_c(X, y, loss="log", fit_intercept=False)`` is ``1/(n·α_max)``).
 
-    Least squares, ``solver="fista"`` (the default, ``"auto"``, with
-    ``working_set=True``): Gram *rows* computed only for the features that
+    Least squares, ``solver="fista"`` (what ``"auto"`` picks when ``p > n``;
+    for ``p <= n`` it picks ``"full"``, below): Gram *rows* computed only for the features that
     enter a working set (``G = X_cᵀX_c/n``, ``b = X_cᵀy_c/n``; the loss is
     ``½wᵀGw − bᵀw + const``): sequential strong rules (Tibshirani et al. 2012)
     propose features, each working-set problem is solved by restarted FISTA
@@ -487,14 +487,15 @@ def regularization_path(
       learning_rate: override the step ``1/L``.
       acceleration, restart: as in :func:`jaxreg.proximal_gradient`.
       working_set: least squares: ``False`` is ``solver="full"``.
-      solver: least squares: ``"auto"`` (= ``"fista"``), ``"fista"`` (working
-        sets, see above), ``"cd"`` or ``"full"``. ``"cd"`` uses the same working
-        sets with cyclic coordinate descent as the sub-problem solver (rounds of 5
-        epochs, each followed by an Anderson extrapolation accepted when it lowers
-        the objective, and the active-set polish once the support is stable;
-        Friedman et al. 2010, Bertrand & Massias 2021). It is correct but, as
-        written with ``lax`` loops (one loop step per coordinate), slower than
-        ``"fista"`` on a CPU today; ``iterations`` then counts epochs.
+      solver: least squares: ``"auto"`` (``"full"`` when ``p <= n``, else
+        ``"fista"``), ``"fista"`` (working sets, see above), ``"cd"`` or
+        ``"full"``. ``"cd"`` uses the same working sets with cyclic coordinate
+        descent as the sub-problem solver (rounds of 5 epochs, each followed by
+        an Anderson extrapolation accepted when it lowers the objective, and the
+        active-set polish once the support is stable; Friedman et al. 2010,
+        Bertrand & Massias 2021). It is correct but, as written with ``lax``
+        loops (one loop step per coordinate), slower than ``"fista"`` on a CPU
+        today; ``iterations`` then counts epochs.
 
     Returns:
       A :class:`PathResult` (``coef`` of shape ``(K, p)``).
@@ -566,8 +567,8 @@ def regularization_path(
     dtype = v.accumulation_dtype(v.promote(X.dtype, y.dtype, jnp.float32))
     floor = c.resolution(dtype)
     tol_req = _DEFAULT_TOL if tol is None else tol
-    if solver == "auto":
-        solver = "fista"
+    if solver == "auto":  # tall: the p×p Gram is cheap and FISTA on it is fast
+        solver = "full" if X.shape[1] <= X.shape[0] else "fista"
     if not working_set:
         solver = "full"
     opts = _PathOptions(
