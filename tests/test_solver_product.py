@@ -86,8 +86,9 @@ def test_float32_path_converges_to_what_float32_resolves():
         path = jaxreg.regularization_path(X, y)  # default tol: no warning, all converged
     assert bool(path.converged.all())
     _, ref, _ = lasso_path(X_DIAB, Y_DIAB - Y_DIAB.mean(), tol=1e-12, max_iter=10**6)
-    # 64·eps(float32)·α_max on the gradient ↔ about 1e-3 on coefficients of size ~800
-    np.testing.assert_allclose(np.asarray(path.coef), ref.T, atol=5e-2)
+    # 64·eps(float32)·α_max on the gradient mapping; diabetes is ill-conditioned
+    # (λ_min(XᵀX/n) ≈ 1e-5), so coefficients of size ~800 agree to ~1 (as test_paths)
+    np.testing.assert_allclose(np.asarray(path.coef), ref.T, atol=2.0)
     with pytest.warns(jaxreg.ConvergenceWarning, match="below what float32 resolves"):
         jaxreg.regularization_path(X, y, n_strengths=3, tol=1e-12)
 
