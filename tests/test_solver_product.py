@@ -275,3 +275,18 @@ def test_cd_path_matches_sklearn(x64, n, p, rho, l1_ratio, method):
         np.testing.assert_allclose(grad[act] + thr * np.sign(w[act]), 0, atol=1e-8 * alphas[0])
         assert np.all(np.abs(grad[~act]) <= thr + 1e-8 * alphas[0])
     np.testing.assert_allclose(np.asarray(path.intercept), y.mean() - ref @ X.mean(0), atol=1e-6)
+
+
+def test_non_array_args_and_python_float_leaf(x64):
+    # a string in `args` (not cacheable: solved eagerly) and a Python-float leaf (a float leaf)
+    def fun(w, b, kind):
+        assert kind == "sq"
+        return 0.5 * jnp.sum((w["a"] - b) ** 2) + 0.5 * (w["c"] - 1.0) ** 2
+
+    b = jnp.array([3.0, -0.5, 1.5])
+    res = jaxreg.proximal_gradient(
+        fun, {"a": jnp.zeros(3), "c": 0.0}, b, "sq", strength=1.0, mask={"a": True, "c": False},
+        tol=1e-10,
+    )  # fmt: skip
+    np.testing.assert_allclose(np.asarray(res.params["a"]), [2.0, 0.0, 0.5], atol=1e-9)
+    assert float(res.params["c"]) == pytest.approx(1.0, abs=1e-9)

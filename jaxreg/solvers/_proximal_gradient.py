@@ -527,7 +527,12 @@ def _solve(init_params, args, strengths, lr, tol, max_iter, init_step, *, opts):
         stalled = (stall >= _STALL) & (best <= floor)
         return x, k, eta, err, jnp.where(stalled, jnp.maximum(err, tol), tol), floor
 
-    sg = jax.lax.stop_gradient
+    def sg(tree):  # stop gradients on array leaves; other objects in `args` pass through
+        return jax.tree.map(
+            lambda x: jax.lax.stop_gradient(x) if isinstance(x, jax.Array | np.ndarray) else x,
+            tree,
+        )
+
     if not opts.implicit_diff:
         x, k, eta, err, tol_eff, floor = solve(init_params, args, strengths)
     else:
