@@ -31,13 +31,6 @@ from jaxreg._penalties import (
     l2_penalty,
 )
 from jaxreg._pruning import PruneReport, prune_dense
-from jaxreg._solvers import (
-    PathResult,
-    ProximalGradientResult,
-    plot_path,
-    proximal_gradient,
-    regularization_path,
-)
 from jaxreg._sweep import SweepResult, strength_sweep
 from jaxreg._transforms import (
     ScheduleState,
@@ -48,10 +41,19 @@ from jaxreg._transforms import (
     l2_prox,
     weight_decay,
 )
+from jaxreg.solvers import (
+    ConvergenceWarning,
+    PathResult,
+    ProximalGradientResult,
+    plot_path,
+    proximal_gradient,
+    regularization_path,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConvergenceWarning",
     "FlatLayout",
     "FlatRegState",
     "FtrlState",

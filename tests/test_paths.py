@@ -166,7 +166,7 @@ def test_working_set_path_matches_lasso_path_synthetic(x64, method, n, p):
     xc, yc = X - X.mean(0), y - y.mean()
     alphas, coefs, _ = lasso_path(xc, yc, tol=1e-13, max_iter=10**7)
     coefs = coefs.T
-    path = jaxreg.regularization_path(X, y, method=method, tol=1e-10)
+    path = jaxreg.regularization_path(X, y, method=method, tol=1e-10, solver="fista")
     coef = np.asarray(path.coef)
     np.testing.assert_allclose(np.asarray(path.strengths), alphas, rtol=1e-12)
     np.testing.assert_allclose(coef, coefs, rtol=0, atol=1e-6)
@@ -187,7 +187,7 @@ def test_working_set_path_matches_lasso_path_synthetic(x64, method, n, p):
 def test_working_set_agrees_with_full_gram_route(x64):
     X, y = _synthetic(60, 20, seed=1)
     kw = {"n_strengths": 12, "tol": 1e-11, "l1_ratio": 0.7}
-    ws = jaxreg.regularization_path(X, y, **kw)
+    ws = jaxreg.regularization_path(X, y, solver="fista", **kw)
     full = jaxreg.regularization_path(X, y, working_set=False, **kw)
     _, ref, _ = enet_path(X - X.mean(0), y - y.mean(), l1_ratio=0.7, alphas=12, tol=1e-13)
     np.testing.assert_allclose(np.asarray(ws.coef), ref.T, atol=1e-7)

@@ -303,7 +303,7 @@ def test_integer_params_refused():
 
 @pytest.mark.parametrize("dense_max", [1024, 0])
 def test_implicit_gradient_ridge_closed_form_dense_and_gmres(x64, monkeypatch, dense_max):
-    from jaxreg import _solvers
+    from jaxreg.solvers import _proximal_gradient as _solvers
 
     monkeypatch.setattr(_solvers, "_DENSE_MAX", dense_max)  # 0: GMRES branch
     rng = np.random.default_rng(0)
