@@ -136,7 +136,8 @@ def group_ids(groups: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(groups, numbers.Integral) and not isinstance(groups, bool):
         if groups < 1 or size % groups:
             raise ValueError(f"{rule}; got groups={groups!r}.")
-        return np.repeat(np.arange(size // groups), groups), np.full(size // groups, groups)
+        k = int(groups)
+        return np.repeat(np.arange(size // k), k), np.full(size // k, k)
     try:
         items = list(groups)
     except TypeError:

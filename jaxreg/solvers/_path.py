@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import _checks, _dtypes, prox
+from jaxreg import _checks, _dtypes
+from jaxreg import prox as prox_ops
 from jaxreg.solvers import _cd
 from jaxreg.solvers import _common as c
 from jaxreg.solvers import _proximal_gradient as _pg
@@ -46,7 +47,7 @@ _POLISH_EVERY = 32  # FISTA iterations between two active-set polishing attempts
 
 def _kkt_error(x: jax.Array, c: jax.Array, alpha: jax.Array, eta: jax.Array, r: Any) -> jax.Array:
     """Sup-norm of the gradient mapping ``|prox_{ηαP}(x + ηc) − x| / η``, ``c = −∇f(x)``."""
-    step = prox.elastic_net_shrink(x + eta * c, eta * alpha, r) - x
+    step = prox_ops.elastic_net_shrink(x + eta * c, eta * alpha, r) - x
     return jnp.max(jnp.abs(step), initial=0.0) / eta
 
 
@@ -70,7 +71,7 @@ def _quad_fista(gram, b, alpha, x, y, t, err, k, k_stop, eta, tol, r, accelerati
 
     def body(s):
         k, x, y, t, _, fx = s
-        x_new = prox.elastic_net_shrink(y - eta * (gram @ y - b), t_pen, r)
+        x_new = prox_ops.elastic_net_shrink(y - eta * (gram @ y - b), t_pen, r)
         diff = x_new - y
         err = jnp.max(jnp.abs(diff), initial=0.0) / eta
         if not acceleration:
@@ -651,7 +652,7 @@ def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
             w = params["coef"]
             return 0.5 * jnp.vdot(w, g @ w) - jnp.vdot(b, w) + cst
 
-        data = (gram, xty, const)
+        data: tuple[Any, ...] = (gram, xty, const)
         init = {"coef": jnp.zeros((p,), dtype)}
         mask = None
     else:
@@ -669,7 +670,7 @@ def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
             aug = X
         lipschitz = c.max_eigenvalue(aug.T @ aug) / (4 * n)
 
-        def fun(params, xs, ys):
+        def fun(params, xs, ys):  # type: ignore[misc]
             z = xs @ params["coef"]
             if fit_intercept:
                 z = z + params["intercept"]
@@ -712,7 +713,7 @@ def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
         )
         intercept = y_mean - coef @ x_mean
         return nan_out(coef, intercept, iterations, converged, objective)
-    step = learning_rate if learning_rate is not None else 1 / lipschitz
+    step = learning_rate if learning_rate is not None else 1 / lipschitz  # type: ignore[operator]
     prox = "l1" if l1_ratio == 1.0 else "elastic_net"
 
     pg_opts = _pg._Options(

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreg import _checks, _dtypes, _leafwise, _penalties
+from jaxreg import prox as prox_ops
 from jaxreg.solvers import _common as c
 
 _PROX_NAMES = ("l1", "l2", "elastic_net", "group_lasso")
@@ -110,24 +111,24 @@ def _resolve_prox(opts: _Options) -> tuple[Callable, Callable | None]:
         return custom, None
     if prox == "l1":
         return (
-            lambda tree, t, mask: prox.l1(tree, t, mask=mask),
+            lambda tree, t, mask: prox_ops.l1(tree, t, mask=mask),
             lambda tree, s, mask: _penalties.l1_penalty(tree, s, mask=mask),
         )
     if prox == "l2":
         return (
-            lambda tree, t, mask: prox.l2(tree, t, mask=mask),
+            lambda tree, t, mask: prox_ops.l2(tree, t, mask=mask),
             lambda tree, s, mask: _penalties.l2_penalty(tree, s, mask=mask),
         )
     if prox == "elastic_net":
         return (
-            lambda tree, t, mask: prox.elastic_net(tree, t, l1_ratio=l1_ratio, mask=mask),
+            lambda tree, t, mask: prox_ops.elastic_net(tree, t, l1_ratio=l1_ratio, mask=mask),
             lambda tree, s, mask: _penalties.elastic_net_penalty(
                 tree, s, l1_ratio=l1_ratio, mask=mask
             ),
         )
     if opts.groups is None:
         return (
-            lambda tree, t, mask: prox.group_lasso(tree, t, group_axis=group_axis, mask=mask),
+            lambda tree, t, mask: prox_ops.group_lasso(tree, t, group_axis=group_axis, mask=mask),
             lambda tree, s, mask: _penalties.group_lasso_penalty(
                 tree, s, group_axis=group_axis, mask=mask
             ),
@@ -142,7 +143,7 @@ def _resolve_prox(opts: _Options) -> tuple[Callable, Callable | None]:
                 return x
             if x.ndim == 1:
                 return c.group_shrink(x, jnp.asarray(ti), jnp.asarray(ids), jnp.asarray(weights))
-            return prox.block_soft_threshold(x, ti, group_axis=group_axis)
+            return prox_ops.block_soft_threshold(x, ti, group_axis=group_axis)
 
         return jax.tree.map(leaf, tree, t, _leafwise.mask_tree(mask, tree))
 
@@ -299,10 +300,10 @@ def proximal_gradient(
     if not callable(fun):
         raise ValueError(f"`fun` must be a callable f(params, *args), got {type(fun).__name__}.")
     known = {
-        prox.l1: "l1",
-        prox.l2: "l2",
-        prox.elastic_net: "elastic_net",
-        prox.group_lasso: "group_lasso",
+        prox_ops.l1: "l1",
+        prox_ops.l2: "l2",
+        prox_ops.elastic_net: "elastic_net",
+        prox_ops.group_lasso: "group_lasso",
     }
     if callable(prox) and not isinstance(prox, str):
         prox = known.get(prox, prox)
@@ -530,6 +531,7 @@ def _solve(init_params, args, strengths, lr, tol, max_iter, init_step, *, opts):
                 reset = c.tree_vdot(diff, dx, dtype) < 0  # ⟨y − x⁺, x⁺ − x⟩ > 0
                 f_keep = fx
             elif restart == "function":
+                assert penalty is not None  # function restart is refused without one
                 f_keep = f_new + jnp.asarray(penalty(x_new, strs, masks)).astype(dtype)
                 reset = f_keep > fx
             else:
