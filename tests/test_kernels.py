@@ -121,7 +121,7 @@ def test_group_lasso_chain_matches_oracle_and_retraces_cleanly():
 def test_block_soft_threshold_extreme_magnitudes(magnitude, t):
     base = np.array([[3.0, 0.1, -2.0], [4.0, -0.2, 1.0], [0.0, 0.3, 2.0]], np.float32)
     x = jnp.asarray(base * np.float32(magnitude))
-    out = np.asarray(jaxreg.block_soft_threshold(x, t, group_axis=-1), np.float64)
+    out = np.asarray(jaxreg.prox.block_soft_threshold(x, t, group_axis=-1), np.float64)
     ref = _bst_oracle(np.asarray(x), t) if t else np.asarray(x, np.float64)
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=0)
@@ -129,9 +129,9 @@ def test_block_soft_threshold_extreme_magnitudes(magnitude, t):
 
 def test_block_soft_threshold_nan_group_stays_nan_and_grad_finite_at_zero():
     x = jnp.array([[jnp.nan, 0.0], [1.0, 0.0]])
-    out = np.asarray(jaxreg.block_soft_threshold(x, 0.1, group_axis=-1))
+    out = np.asarray(jaxreg.prox.block_soft_threshold(x, 0.1, group_axis=-1))
     assert np.all(np.isnan(out[:, 0])) and np.all(out[:, 1] == 0)
-    grad = jax.grad(lambda y: jnp.sum(jaxreg.block_soft_threshold(y, 0.1, group_axis=-1)))
+    grad = jax.grad(lambda y: jnp.sum(jaxreg.prox.block_soft_threshold(y, 0.1, group_axis=-1)))
     assert np.all(np.isfinite(np.asarray(grad(jnp.zeros((3, 2))))))
 
 
