@@ -260,7 +260,7 @@ def proximal_gradient(
         inputs is the conjugate of the descent direction).
       *args: data passed to ``fun`` (differentiable).
       prox: ``"l1"``, ``"l2"``, ``"elastic_net"``, ``"group_lasso"`` or a tree-level
-        prox function ``(tree, t) -> tree`` (``jaxreg.prox_l1`` ... are recognized);
+        prox function ``(tree, t) -> tree`` (``jaxreg.prox.l1`` ... are recognized);
         ``R`` is the matching jaxreg penalty, e.g. ``λ‖w‖₁`` or ``(λ/2)‖w‖²``.
       strength: ``λ >= 0``, a number or a prefix pytree of numbers (no schedules).
       mask: as everywhere in jaxreg: which leaves are penalized.
@@ -310,7 +310,7 @@ def proximal_gradient(
     elif prox not in _PROX_NAMES:
         raise ValueError(
             f"`prox` must be one of {_PROX_NAMES} or a tree-level prox function "
-            f"(tree, strength) -> tree such as jaxreg.prox_l1; got {prox!r}."
+            f"(tree, strength) -> tree such as jaxreg.prox.l1; got {prox!r}."
         )
     if prox == "elastic_net":
         _checks.check_l1_ratio(l1_ratio)
