@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Screenshots of the built documentation site in headless Chromium (Debian's `chromium`):
-# the home page, an API page and a notebook page, as PNGs in OUT (default: site-shots/).
+# the home page, API pages, user guides, a notebook and the demo, as PNGs in OUT (default: site-shots/).
 #
 #   apt-get update && apt-get install -y chromium     # once
 #   mkdocs build --strict && bash scripts/screenshots.sh [SITE_DIR] [OUT]
@@ -32,3 +32,6 @@ shoot api-transforms api/transforms/index.html 2200
 shoot notebook-quickstart notebooks/01_quickstart/index.html 2200
 shoot migration-torch migration/torch/index.html 1800
 shoot demo demo/index.html 1800
+shoot api-prox api/prox/index.html 2200
+shoot guide-flat guide/flat/index.html 2600
+shoot guide-errors guide/errors/index.html 2600

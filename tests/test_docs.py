@@ -126,6 +126,10 @@ def test_every_public_name_has_an_api_entry():
     import jaxreg.prox
 
     assert jaxreg.prox.__all__
+    # the module page lists exactly jaxreg.prox.__all__ (helpers outside it stay off the site)
+    page = (DOCS / "api" / "prox.md").read_text()
+    members = re.findall(r"^\s+- (\w+)\s*$", page.split("members:", 1)[1], re.M)
+    assert sorted(members) == sorted(jaxreg.prox.__all__), members
     for name in documented:
         obj = jaxreg
         for part in name.split(".")[1:]:
