@@ -368,7 +368,7 @@ def proximal_adagrad(
             if not _leafwise.is_literal_zero(l1):
                 x = prox.soft_threshold(x, a * _leafwise.nonneg(l1_t, rd))
             if not _leafwise.is_literal_zero(l2):
-                x = prox.shrink(x, a * _leafwise.nonneg(l2_t, rd))
+                x = prox._shrink(x, a * _leafwise.nonneg(l2_t, rd))
             return x.astype(p.dtype) - p, acc_new.astype(acc.dtype)
 
         def leaf(g, acc, p=None, m=False):

@@ -99,7 +99,7 @@ def _decay(u, p, t):
 
 
 def _l1_l2(x, t1, t2):
-    return prox.shrink(prox.soft_threshold(x, t1), t2)
+    return prox._shrink(prox.soft_threshold(x, t1), t2)
 
 
 def leaf_update(reg: Regularizer) -> Callable[..., jax.Array]:
@@ -111,9 +111,9 @@ def leaf_update(reg: Regularizer) -> Callable[..., jax.Array]:
     if reg.kind == "l1":
         return _prox_update(prox.soft_threshold)
     if reg.kind == "l2":
-        return _prox_update(prox.shrink)
+        return _prox_update(prox._shrink)
     if reg.kind == "elastic_net":
-        return _prox_update(lambda x, t: prox.elastic_net_shrink(x, t, reg.l1_ratio))
+        return _prox_update(lambda x, t: prox._elastic_net_shrink(x, t, reg.l1_ratio))
     if reg.kind == "group_lasso":
         # Sequenced: inside _kernels.one_leaf_at_a_time the leaves run one after the
         # other, so the step's temp (p + u) is one leaf, not all of them.

@@ -70,12 +70,12 @@ def soft_threshold(x: jax.Array, threshold: jax.typing.ArrayLike) -> jax.Array:
     return jnp.sign(x) * jnp.maximum(jnp.abs(x) - t, jnp.zeros((), x.dtype))
 
 
-def shrink(x: jax.Array, t: jax.Array) -> jax.Array:
+def _shrink(x: jax.Array, t: jax.Array) -> jax.Array:
     """``x / (1 + t)``: the prox of ``(t/2)·‖·‖²``."""
     return x / (1 + t).astype(x.dtype)
 
 
-def elastic_net_shrink(x: jax.Array, t: jax.Array, l1_ratio: Any) -> jax.Array:
+def _elastic_net_shrink(x: jax.Array, t: jax.Array, l1_ratio: Any) -> jax.Array:
     """``S_{t·r}(x) / (1 + t·(1 − r))``: the prox of ``t·(r|·| + (1−r)/2·‖·‖²)``."""
     r = _dtypes.scalar_as(l1_ratio, t.dtype)
     return soft_threshold(x, t * r) / (1 + t * (1 - r)).astype(x.dtype)
@@ -113,7 +113,7 @@ def block_soft_threshold(
     return _kernels.block_soft_threshold(x, threshold, group_axis)[0]
 
 
-def map_prox(
+def _map_prox(
     tree: Any, strength: Any, mask: Any, leaf_prox: Callable[[jax.Array, jax.Array], jax.Array]
 ) -> Any:
     """Applies ``leaf_prox(x, t)`` to every regularized float leaf of ``tree``."""
@@ -147,7 +147,7 @@ def l1(tree: Any, strength: Any = 1.0, *, mask: Any = None) -> Any:
     References:
       Parikh & Boyd, *Proximal algorithms*, 2014, §6.5.2.
     """
-    return map_prox(tree, strength, mask, soft_threshold)
+    return _map_prox(tree, strength, mask, soft_threshold)
 
 
 def l2(tree: Any, strength: Any = 1.0, *, mask: Any = None) -> Any:
@@ -161,7 +161,7 @@ def l2(tree: Any, strength: Any = 1.0, *, mask: Any = None) -> Any:
     References:
       Parikh & Boyd, *Proximal algorithms*, 2014, §6.1.1.
     """
-    return map_prox(tree, strength, mask, shrink)
+    return _map_prox(tree, strength, mask, _shrink)
 
 
 def elastic_net(tree: Any, strength: Any = 1.0, *, l1_ratio: Any = 0.5, mask: Any = None) -> Any:
@@ -176,7 +176,7 @@ def elastic_net(tree: Any, strength: Any = 1.0, *, l1_ratio: Any = 0.5, mask: An
       Zou & Hastie, 2005; Parikh & Boyd, *Proximal algorithms*, 2014, §6.5.3.
     """
     _checks.check_l1_ratio(l1_ratio)
-    return map_prox(tree, strength, mask, lambda x, t: elastic_net_shrink(x, t, l1_ratio))
+    return _map_prox(tree, strength, mask, lambda x, t: _elastic_net_shrink(x, t, l1_ratio))
 
 
 def group_lasso(
@@ -202,7 +202,7 @@ def group_lasso(
       Yuan & Lin, 2006.
     """
     _penalties.check_group_axis(group_axis)
-    return map_prox(
+    return _map_prox(
         tree, strength, mask, lambda x, t: block_soft_threshold(x, t, group_axis=group_axis)
     )
 

@@ -47,7 +47,7 @@ ratios = st.floats(0.0, 1.0, width=32)
 def _en_leaf(v, t, r):
     import jaxreg.prox as _prox
 
-    return _prox.elastic_net_shrink(v, jnp.asarray(t, v.dtype), r)
+    return _prox._elastic_net_shrink(v, jnp.asarray(t, v.dtype), r)
 
 
 OPS = {

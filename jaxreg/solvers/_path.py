@@ -47,7 +47,7 @@ _POLISH_EVERY = 32  # FISTA iterations between two active-set polishing attempts
 
 def _kkt_error(x: jax.Array, c: jax.Array, alpha: jax.Array, eta: jax.Array, r: Any) -> jax.Array:
     """Sup-norm of the gradient mapping ``|prox_{ηαP}(x + ηc) − x| / η``, ``c = −∇f(x)``."""
-    step = prox_ops.elastic_net_shrink(x + eta * c, eta * alpha, r) - x
+    step = prox_ops._elastic_net_shrink(x + eta * c, eta * alpha, r) - x
     return jnp.max(jnp.abs(step), initial=0.0) / eta
 
 
@@ -71,7 +71,7 @@ def _quad_fista(gram, b, alpha, x, y, t, err, k, k_stop, eta, tol, r, accelerati
 
     def body(s):
         k, x, y, t, _, fx = s
-        x_new = prox_ops.elastic_net_shrink(y - eta * (gram @ y - b), t_pen, r)
+        x_new = prox_ops._elastic_net_shrink(y - eta * (gram @ y - b), t_pen, r)
         diff = x_new - y
         err = jnp.max(jnp.abs(diff), initial=0.0) / eta
         if not acceleration:
