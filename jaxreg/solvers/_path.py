@@ -23,8 +23,11 @@ class PathResult(NamedTuple):
     Attributes:
       strengths: the grid, shape ``(K,)``, in decreasing order when it is the default.
       coef: coefficients, shape ``(K, n_features)`` (row ``k`` solves strength ``k``;
-        scikit-learn's ``lasso_path`` returns the transpose).
-      intercept: shape ``(K,)``, zeros when ``fit_intercept=False``.
+        scikit-learn's ``lasso_path`` returns the transpose); ``(K, n_features,
+        n_classes)`` for ``loss="multinomial"`` (``coef[k]`` is the transpose of
+        scikit-learn's ``LogisticRegression.coef_``).
+      intercept: shape ``(K,)`` (``(K, n_classes)`` for ``"multinomial"``, defined
+        up to a constant per row), zeros when ``fit_intercept=False``.
       iterations: solver iterations per strength, shape ``(K,)`` (FISTA steps;
         polishing steps are not counted, so a warm start that the polish
         solves at once reports 0).
@@ -400,7 +403,7 @@ _DEFAULT_TOL = 1e-9
 
 
 def regularization_path(
-    X: jax.typing.ArrayLike,
+    X: Any,  # array-like, scipy.sparse matrix or jax.experimental.sparse.BCOO
     y: jax.typing.ArrayLike,
     *,
     loss: str = "squared",
@@ -428,6 +431,31 @@ def regularization_path(
     ``(1/n)Σ log(1 + e^{z_i}) − y_i z_i``, ``z = Xw + b``, ``y ∈ {0, 1}``
     (``"logistic"``; this is scikit-learn's ``LogisticRegression(C)`` with
     ``α = 1/(C·n)``). The intercept ``b`` is never penalized.
+
+    ``loss="multinomial"``: ``y`` holds class labels (``K = len(np.unique(y))``
+    classes, in sorted order), ``W`` has shape ``(p, K)`` and the loss is the mean
+    softmax cross-entropy ``(1/n)Σ_i logsumexp(z_i) − z_{i,y_i}``, ``z = XW + b``
+    (scikit-learn's multinomial ``LogisticRegression(C, l1_ratio)`` with
+    ``α = 1/(C·n)``); ``α_max = max|Xᵀ(Y − Ȳ)|/(n·r)``, ``Y`` one-hot.
+
+    ``penalty="group_lasso"``: ``α·Σ_g √|g|·‖w_g‖₂`` (``l1_ratio`` must be 1).
+    For ``"squared"`` and ``"logistic"`` the groups are given by ``groups`` (an int:
+    consecutive groups of that size; a list of group sizes; or a list of index
+    lists partitioning the features), and ``α_max = max_g ‖X_gᵀ(y − ȳ)‖/(n√|g|)``
+    (least squares on centred data). For ``"multinomial"`` each feature's row of
+    class weights ``W_j`` is a group (weight ``√K``; ``groups`` must be None): a
+    feature leaves all classes at once.
+
+    Sparse designs: ``X`` may be a ``scipy.sparse`` matrix (converted to
+    ``jax.experimental.sparse.BCOO``) or a BCOO, for ``loss="squared"``; it is
+    never densified (only ``X·w`` and ``Xᵀ·v`` products; the centring of
+    ``fit_intercept`` acts on those products).
+
+    Group lasso, ``"multinomial"`` and sparse ``X`` are solved on the data (not a
+    Gram matrix) by :func:`jaxreg.proximal_gradient`'s iteration, warm-started
+    along the path, with step ``1/L``, ``L`` a power-iteration estimate (× 1.05)
+    of ``λ_max`` of the loss's curvature bound (``X_cᵀX_c/n``; ``AᵀA/(4n)``;
+    ``AᵀA/(2n)`` for the multinomial loss, Böhning's bound; ``A = [X 1]``).
 
     Default grid (as scikit-learn): ``n_strengths`` values log-spaced from ``α_max``
     down to ``eps·α_max``, where ``α_max`` is the smallest strength with an all-zero
@@ -479,9 +507,10 @@ def regularization_path(
     and under ``jit`` every output that depends on them is NaN.
 
     Args:
-      X: ``(n, p)`` design matrix.
-      y: ``(n,)`` targets (``{0, 1}`` labels for ``"logistic"``).
-      loss: ``"squared"`` or ``"logistic"``.
+      X: ``(n, p)`` design matrix (dense, ``scipy.sparse`` or BCOO).
+      y: ``(n,)`` targets (``{0, 1}`` labels for ``"logistic"``, class labels for
+        ``"multinomial"``; these must be concrete, they fix the shape).
+      loss: ``"squared"``, ``"logistic"`` or ``"multinomial"``.
       l1_ratio: ``r ∈ (0, 1]`` (``1`` = Lasso); ``0`` needs explicit ``strengths``.
       strengths: explicit grid ``(K,)``; default as above.
       n_strengths: grid size.
@@ -501,7 +530,10 @@ def regularization_path(
         active-set polish once the support is stable; Friedman et al. 2010,
         Bertrand & Massias 2021). It is correct but, as written with ``lax``
         loops (one loop step per coordinate), slower than ``"fista"`` on a CPU
-        today; ``iterations`` then counts epochs.
+        today; ``iterations`` then counts epochs. Group lasso, multinomial and
+        sparse ``X`` take only ``"auto"`` / ``"full"`` (the data route above).
+      penalty: ``"l1"`` (L1 / elastic net by ``l1_ratio``) or ``"group_lasso"``.
+      groups: the feature groups of ``penalty="group_lasso"`` (see above).
 
     Returns:
       A :class:`PathResult` (``coef`` of shape ``(K, p)``).
@@ -518,9 +550,33 @@ def regularization_path(
        [1.  0. ]
        [1.5 0.5]]
 
+      Group lasso (groups ``{0, 1}`` and ``{2}``), multinomial, and a sparse design:
+
+      >>> X3 = jnp.array([[1.0, 0.5, 0.0], [0.0, 1.0, 1.0], [-1.0, 0.0, 1.0], [0.0, -1.5, -2.0]])
+      >>> y3 = jnp.array([2.0, 1.0, -2.0, -1.0])
+      >>> g = jaxreg.regularization_path(X3, y3, penalty="group_lasso", groups=[2, 1],
+      ...                                n_strengths=3, eps=0.01)
+      >>> import numpy as np
+      >>> print(np.round(np.asarray(g.coef, np.float64), 2) + 0.0)
+      [[ 0.    0.    0.  ]
+       [ 1.58  0.71  0.  ]
+       [ 1.31  1.49 -0.6 ]]
+      >>> m = jaxreg.regularization_path(X3, jnp.array([0, 1, 2, 1]), loss="multinomial",
+      ...                                n_strengths=3)
+      >>> m.coef.shape, m.intercept.shape
+      ((3, 3, 3), (3, 3))
+      >>> import scipy.sparse
+      >>> s = jaxreg.regularization_path(scipy.sparse.csr_matrix(X), y, n_strengths=3, eps=0.25)
+      >>> print(jnp.round(s.coef, 4))
+      [[0.  0. ]
+       [1.  0. ]
+       [1.5 0.5]]
+
     References:
       Friedman, Hastie & Tibshirani, *Regularization paths for generalized linear
-      models via coordinate descent*, 2010; Tibshirani et al., *Strong rules for
+      models via coordinate descent*, 2010; Yuan & Lin, *Model selection and
+      estimation in regression with grouped variables*, JRSS B, 2006; Böhning,
+      *Multinomial logistic regression algorithm*, AISM, 1992; Tibshirani et al., *Strong rules for
       discarding predictors in lasso-type problems*, JRSS B, 2012; scikit-learn
       ``lasso_path``.
     """
@@ -942,7 +998,7 @@ def _path_data(X, y, strengths, tol, max_iter, lr, *, opts):
             ids = jnp.asarray(opts.groups[0], jnp.int32)
             weights = jnp.sqrt(jnp.asarray(opts.groups[1], dtype))
             norms = c.group_norms(corr, ids, weights.shape[0]) / weights
-        alpha_max = jnp.max(norms)
+        alpha_max: Any = jnp.max(norms)
         prox = "group_lasso"
     else:
         alpha_max = jnp.max(jnp.abs(corr)) / max(r, 1e-300) if r else jnp.inf
