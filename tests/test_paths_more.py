@@ -236,3 +236,48 @@ def test_sparse_errors():
         jaxreg.regularization_path(A_SP, (B_SP > 0).astype(float), loss="logistic")
     with pytest.raises(ValueError, match="`solver="):
         jaxreg.regularization_path(A_SP, B_SP, solver="fista")
+
+
+# ---------------------------------------------------------------- binary logistic, jit, vmap
+
+Y_BIN = (X_LS[:, 0] - X_LS[:, 2] + 0.5 * RNG.normal(size=N) > 0.3).astype(float)
+
+
+def test_logistic_group_lasso_path_kkt(x64):
+    path = jaxreg.regularization_path(
+        X_LS, Y_BIN, loss="logistic", penalty="group_lasso", groups=SIZES, n_strengths=5,
+        eps=0.05, tol=1e-12,
+    )  # fmt: skip
+    assert bool(path.converged.all())
+    ids, weights = _ids(SIZES), np.sqrt(SIZES)
+    grad0 = X_LS.T @ (Y_BIN.mean() - Y_BIN) / N
+    alpha_max = max(np.linalg.norm(grad0[ids == g]) / w for g, w in enumerate(weights))
+    assert float(path.strengths[0]) == pytest.approx(alpha_max, rel=1e-12)
+    for a, w, b in zip(
+        np.asarray(path.strengths), np.asarray(path.coef), np.asarray(path.intercept), strict=True
+    ):
+        prob = 1 / (1 + np.exp(-(X_LS @ w + b)))
+        assert abs(np.mean(prob - Y_BIN)) < 1e-7  # unpenalized intercept
+        _group_kkt(X_LS.T @ (prob - Y_BIN) / N, w, a, ids, weights, atol=1e-6)
+
+
+def test_vmap_and_jit_nan_on_bad_data(x64):
+    kw = {"penalty": "group_lasso", "groups": SIZES, "n_strengths": 8, "eps": 1e-2, "tol": 1e-12}
+    seq = jaxreg.regularization_path(X_LS, Y_LS, **kw)
+    vm = jaxreg.regularization_path(X_LS, Y_LS, method="vmap", **kw)
+    np.testing.assert_allclose(np.asarray(vm.coef), np.asarray(seq.coef), atol=1e-8)
+
+    @jax.jit
+    def coef(X):
+        return jaxreg.regularization_path(X, Y_IRIS, loss="multinomial", n_strengths=3).coef
+
+    bad = X_IRIS.copy()
+    bad[0, 0] = np.nan
+    assert np.all(np.isnan(np.asarray(coef(bad))))
+    assert np.all(np.isfinite(np.asarray(coef(X_IRIS))))
+    bad_sparse = A_SP.copy()
+    bad_sparse.data[0] = np.inf
+    out = jax.jit(lambda X: jaxreg.regularization_path(X, B_SP, n_strengths=3).coef)(
+        jsparse.BCOO.from_scipy_sparse(bad_sparse)
+    )
+    assert np.all(np.isnan(np.asarray(out)))
