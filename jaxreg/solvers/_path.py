@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import sparse as jsparse
 
 from jaxreg import _checks, _dtypes
 from jaxreg import prox as prox_ops
@@ -22,8 +23,11 @@ class PathResult(NamedTuple):
     Attributes:
       strengths: the grid, shape ``(K,)``, in decreasing order when it is the default.
       coef: coefficients, shape ``(K, n_features)`` (row ``k`` solves strength ``k``;
-        scikit-learn's ``lasso_path`` returns the transpose).
-      intercept: shape ``(K,)``, zeros when ``fit_intercept=False``.
+        scikit-learn's ``lasso_path`` returns the transpose); ``(K, n_features,
+        n_classes)`` for ``loss="multinomial"`` (``coef[k]`` is the transpose of
+        scikit-learn's ``LogisticRegression.coef_``).
+      intercept: shape ``(K,)`` (``(K, n_classes)`` for ``"multinomial"``, defined
+        up to a constant per row), zeros when ``fit_intercept=False``.
       iterations: solver iterations per strength, shape ``(K,)`` (FISTA steps;
         polishing steps are not counted, so a warm start that the polish
         solves at once reports 0).
@@ -389,6 +393,9 @@ class _PathOptions(NamedTuple):
     acceleration: bool
     restart: str | None
     solver: str
+    penalty: str = "l1"
+    groups: Any = None  # None or (ids tuple, sizes tuple)
+    sparse: bool = False
 
 
 _SOLVERS = ("auto", "cd", "fista", "full")
@@ -396,7 +403,7 @@ _DEFAULT_TOL = 1e-9
 
 
 def regularization_path(
-    X: jax.typing.ArrayLike,
+    X: Any,  # array-like, scipy.sparse matrix or jax.experimental.sparse.BCOO
     y: jax.typing.ArrayLike,
     *,
     loss: str = "squared",
@@ -413,6 +420,8 @@ def regularization_path(
     restart: str | None = "gradient",
     working_set: bool = True,
     solver: str = "auto",
+    penalty: str = "l1",
+    groups: Any = None,
 ) -> PathResult:
     r"""Solutions of an L1 / elastic-net penalized regression over a grid of strengths.
 
@@ -422,6 +431,31 @@ def regularization_path(
     ``(1/n)Σ log(1 + e^{z_i}) − y_i z_i``, ``z = Xw + b``, ``y ∈ {0, 1}``
     (``"logistic"``; this is scikit-learn's ``LogisticRegression(C)`` with
     ``α = 1/(C·n)``). The intercept ``b`` is never penalized.
+
+    ``loss="multinomial"``: ``y`` holds class labels (``K = len(np.unique(y))``
+    classes, in sorted order), ``W`` has shape ``(p, K)`` and the loss is the mean
+    softmax cross-entropy ``(1/n)Σ_i logsumexp(z_i) − z_{i,y_i}``, ``z = XW + b``
+    (scikit-learn's multinomial ``LogisticRegression(C, l1_ratio)`` with
+    ``α = 1/(C·n)``); ``α_max = max|Xᵀ(Y − Ȳ)|/(n·r)``, ``Y`` one-hot.
+
+    ``penalty="group_lasso"``: ``α·Σ_g √|g|·‖w_g‖₂`` (``l1_ratio`` must be 1).
+    For ``"squared"`` and ``"logistic"`` the groups are given by ``groups`` (an int:
+    consecutive groups of that size; a list of group sizes; or a list of index
+    lists partitioning the features), and ``α_max = max_g ‖X_gᵀ(y − ȳ)‖/(n√|g|)``
+    (least squares on centred data). For ``"multinomial"`` each feature's row of
+    class weights ``W_j`` is a group (weight ``√K``; ``groups`` must be None): a
+    feature leaves all classes at once.
+
+    Sparse designs: ``X`` may be a ``scipy.sparse`` matrix (converted to
+    ``jax.experimental.sparse.BCOO``) or a BCOO, for ``loss="squared"``; it is
+    never densified (only ``X·w`` and ``Xᵀ·v`` products; the centring of
+    ``fit_intercept`` acts on those products).
+
+    Group lasso, ``"multinomial"`` and sparse ``X`` are solved on the data (not a
+    Gram matrix) by :func:`jaxreg.proximal_gradient`'s iteration, warm-started
+    along the path, with step ``1/L``, ``L`` a power-iteration estimate (× 1.05)
+    of ``λ_max`` of the loss's curvature bound (``X_cᵀX_c/n``; ``AᵀA/(4n)``;
+    ``AᵀA/(2n)`` for the multinomial loss, Böhning's bound; ``A = [X 1]``).
 
     Default grid (as scikit-learn): ``n_strengths`` values log-spaced from ``α_max``
     down to ``eps·α_max``, where ``α_max`` is the smallest strength with an all-zero
@@ -473,9 +507,10 @@ def regularization_path(
     and under ``jit`` every output that depends on them is NaN.
 
     Args:
-      X: ``(n, p)`` design matrix.
-      y: ``(n,)`` targets (``{0, 1}`` labels for ``"logistic"``).
-      loss: ``"squared"`` or ``"logistic"``.
+      X: ``(n, p)`` design matrix (dense, ``scipy.sparse`` or BCOO).
+      y: ``(n,)`` targets (``{0, 1}`` labels for ``"logistic"``, class labels for
+        ``"multinomial"``; these must be concrete, they fix the shape).
+      loss: ``"squared"``, ``"logistic"`` or ``"multinomial"``.
       l1_ratio: ``r ∈ (0, 1]`` (``1`` = Lasso); ``0`` needs explicit ``strengths``.
       strengths: explicit grid ``(K,)``; default as above.
       n_strengths: grid size.
@@ -495,7 +530,10 @@ def regularization_path(
         active-set polish once the support is stable; Friedman et al. 2010,
         Bertrand & Massias 2021). It is correct but, as written with ``lax``
         loops (one loop step per coordinate), slower than ``"fista"`` on a CPU
-        today; ``iterations`` then counts epochs.
+        today; ``iterations`` then counts epochs. Group lasso, multinomial and
+        sparse ``X`` take only ``"auto"`` / ``"full"`` (the data route above).
+      penalty: ``"l1"`` (L1 / elastic net by ``l1_ratio``) or ``"group_lasso"``.
+      groups: the feature groups of ``penalty="group_lasso"`` (see above).
 
     Returns:
       A :class:`PathResult` (``coef`` of shape ``(K, p)``).
@@ -512,14 +550,40 @@ def regularization_path(
        [1.  0. ]
        [1.5 0.5]]
 
+      Group lasso (groups ``{0, 1}`` and ``{2}``), multinomial, and a sparse design:
+
+      >>> X3 = jnp.array([[1.0, 0.5, 0.0], [0.0, 1.0, 1.0], [-1.0, 0.0, 1.0], [0.0, -1.5, -2.0]])
+      >>> y3 = jnp.array([2.0, 1.0, -2.0, -1.0])
+      >>> g = jaxreg.regularization_path(X3, y3, penalty="group_lasso", groups=[2, 1],
+      ...                                n_strengths=3, eps=0.01)
+      >>> import numpy as np
+      >>> print(np.round(np.asarray(g.coef, np.float64), 2) + 0.0)
+      [[ 0.    0.    0.  ]
+       [ 1.58  0.71  0.  ]
+       [ 1.31  1.49 -0.6 ]]
+      >>> m = jaxreg.regularization_path(X3, jnp.array([0, 1, 2, 1]), loss="multinomial",
+      ...                                n_strengths=3)
+      >>> m.coef.shape, m.intercept.shape
+      ((3, 3, 3), (3, 3))
+      >>> import scipy.sparse
+      >>> s = jaxreg.regularization_path(scipy.sparse.csr_matrix(X), y, n_strengths=3, eps=0.25)
+      >>> print(jnp.round(s.coef, 4))
+      [[0.  0. ]
+       [1.  0. ]
+       [1.5 0.5]]
+
     References:
       Friedman, Hastie & Tibshirani, *Regularization paths for generalized linear
-      models via coordinate descent*, 2010; Tibshirani et al., *Strong rules for
+      models via coordinate descent*, 2010; Yuan & Lin, *Model selection and
+      estimation in regression with grouped variables*, JRSS B, 2006; Böhning,
+      *Multinomial logistic regression algorithm*, AISM, 1992; Tibshirani et al., *Strong rules for
       discarding predictors in lasso-type problems*, JRSS B, 2012; scikit-learn
       ``lasso_path``.
     """
-    if loss not in ("squared", "logistic"):
-        raise ValueError(f'`loss` must be "squared" or "logistic", got {loss!r}.')
+    if loss not in _LOSSES:
+        raise ValueError(f"`loss` must be one of {_LOSSES}, got {loss!r}.")
+    if penalty not in ("l1", "group_lasso"):
+        raise ValueError(f'`penalty` must be "l1" or "group_lasso", got {penalty!r}.')
     if method not in ("sequential", "vmap"):
         raise ValueError(f'`method` must be "sequential" or "vmap", got {method!r}.')
     if solver not in _SOLVERS:
@@ -538,13 +602,15 @@ def regularization_path(
         c.check_positive("learning_rate", learning_rate, zero=False)
     if isinstance(eps, bool) or not (0 < float(eps) < 1):
         raise ValueError(f"`eps` must lie in (0, 1), got {eps!r}.")
-    shape_x, shape_y = np.shape(X), np.shape(y)
+    X, is_sparse = _as_bcoo(X)
+    shape_x, shape_y = tuple(X.shape), np.shape(y)
     if len(shape_x) != 2 or shape_y != shape_x[:1]:
         raise ValueError(
             f"`X` must have shape (n, p) and `y` shape (n,); got {shape_x} and {shape_y}."
         )
     if 0 in shape_x:
         raise ValueError(f"`X` must be non-empty (n >= 1 samples, p >= 1 features); got {shape_x}.")
+    n_classes, group_key = _check_extra(X, y, loss, penalty, groups, l1_ratio, solver, is_sparse)
     if strengths is None and not l1_ratio:
         raise ValueError("`l1_ratio=0` has no finite α_max: pass `strengths` explicitly.")
     if strengths is not None:
@@ -554,15 +620,18 @@ def regularization_path(
             raise ValueError("`strengths` must be finite and >= 0.")
         if c.is_concrete(strengths) and not np.all(np.isfinite(np.asarray(strengths, float))):
             raise ValueError("`strengths` must be finite and >= 0.")
-    c.check_finite_data("X", X)
+    c.check_finite_data("X", X.data if is_sparse else X)
     c.check_finite_data("y", y)
     if loss == "logistic" and c.is_concrete(y):
         yy = np.asarray(y)
         if not np.all((yy == 0) | (yy == 1)):
             raise ValueError('`y` must hold 0/1 labels for loss="logistic".')
-    c.warn_float64_downcast("X", X)
+    if not is_sparse:
+        c.warn_float64_downcast("X", X)
+        X = jnp.asarray(X)
     c.warn_float64_downcast("y", y)
-    X = jnp.asarray(X)
+    if loss == "multinomial":
+        y = _one_hot(y, n_classes, X.dtype)
     y = jnp.asarray(y)
     dtype = _dtypes.accumulation_dtype(_dtypes.promote(X.dtype, y.dtype, jnp.float32))
     floor = c.resolution(dtype)
@@ -582,10 +651,13 @@ def regularization_path(
         acceleration=bool(acceleration),
         restart=restart,
         solver=solver,
+        penalty=penalty,
+        groups=group_key,
+        sparse=is_sparse,
     )
     lr = jnp.asarray(1.0 if learning_rate is None else learning_rate).astype(dtype)
     result = _path_jit(
-        X.astype(dtype),
+        X.astype(dtype),  # BCOO.astype casts its data
         y.astype(dtype),
         None if strengths is None else jnp.asarray(strengths).astype(dtype),
         jnp.maximum(jnp.asarray(tol_req).astype(dtype), floor),
@@ -618,6 +690,8 @@ def regularization_path(
 
 
 def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
+    if opts.sparse or opts.penalty == "group_lasso" or opts.loss == "multinomial":
+        return _path_data(X, y, strengths, tol, max_iter, lr, opts=opts)
     loss, l1_ratio, fit_intercept = opts.loss, opts.l1_ratio, opts.fit_intercept
     dtype = X.dtype
     n, p = X.shape
@@ -749,6 +823,239 @@ def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
     else:
         intercept = jnp.zeros(strengths.shape, dtype)
     return nan_out(coef, intercept, results.iterations, results.converged, results.objective)
+
+
+# ------------------------------------------------------ group lasso, multinomial, sparse X
+
+_LOSSES = ("squared", "logistic", "multinomial")
+
+
+def _as_bcoo(X: Any) -> tuple[Any, bool]:
+    """``(X, True)`` as a BCOO for ``scipy.sparse`` / BCOO input (never densified)."""
+    if isinstance(X, jsparse.BCOO):
+        return X, True
+    try:
+        import scipy.sparse as sp
+    except ImportError:  # pragma: no cover - scipy ships with jax
+        return X, False
+    if sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"`X` must have shape (n, p); got {X.shape}.")
+        coo = sp.coo_matrix(X)
+        coo.sum_duplicates()
+        return jsparse.BCOO.from_scipy_sparse(coo), True
+    return X, False
+
+
+def _check_extra(X, y, loss, penalty, groups, l1_ratio, solver, is_sparse):
+    """Checks of the data-route options; returns ``(classes or None, groups key or None)``."""
+    data_route = is_sparse or penalty == "group_lasso" or loss == "multinomial"
+    if data_route and solver not in ("auto", "full"):
+        raise ValueError(
+            f"`solver={solver!r}` is for dense L1/elastic-net least squares; sparse `X`, "
+            'penalty="group_lasso" and loss="multinomial" are solved by proximal gradient '
+            'on the data: leave `solver="auto"`.'
+        )
+    if is_sparse and loss != "squared":
+        raise ValueError(f'sparse `X` is supported for loss="squared" only, got loss={loss!r}.')
+    if penalty == "group_lasso" and l1_ratio != 1.0:
+        raise ValueError(f'`l1_ratio` must be 1 with penalty="group_lasso", got {l1_ratio!r}.')
+    group_key = None
+    if groups is not None:
+        if penalty != "group_lasso":
+            raise ValueError(f'`groups` is for penalty="group_lasso", got penalty={penalty!r}.')
+        if loss == "multinomial":
+            raise ValueError(
+                '`groups` must be None for loss="multinomial": the groups are the rows of '
+                "the (n_features, n_classes) coefficients (one group per feature)."
+            )
+        ids, sizes = c.group_ids(groups, int(X.shape[1]))
+        group_key = (tuple(int(i) for i in ids), tuple(int(k) for k in sizes))
+    elif penalty == "group_lasso" and loss != "multinomial":
+        raise ValueError(
+            '`groups` is required with penalty="group_lasso" (an int, group sizes or index '
+            "lists partitioning the features)."
+        )
+    classes = None
+    if loss == "multinomial":
+        if not c.is_concrete(y):
+            raise ValueError(
+                '`y` must be concrete for loss="multinomial" (its classes fix the shape of '
+                "the coefficients); jit over `X` only."
+            )
+        classes = np.unique(np.asarray(y))
+        if classes.size < 2:
+            raise ValueError(
+                f'`y` must hold at least 2 classes for loss="multinomial", got {classes.size}.'
+            )
+    return classes, group_key
+
+
+def _one_hot(y: Any, classes: np.ndarray, dtype: Any) -> jax.Array:
+    codes = np.searchsorted(classes, np.asarray(y))
+    return jnp.asarray(np.eye(classes.size)[codes]).astype(_dtypes.promote(dtype, jnp.float32))
+
+
+def _operator_max_eig(matvec: Any, dim: int, dtype: Any, iterations: int = 100) -> jax.Array:
+    """``λ_max`` of a PSD operator given by ``matvec``: power iteration × 1.05."""
+    start = jax.random.normal(jax.random.key(0), (dim,), dtype)
+
+    def body(_, vec):
+        nxt = matvec(vec)
+        return nxt / jnp.maximum(jnp.linalg.norm(nxt), jnp.finfo(dtype).tiny)
+
+    vec = jax.lax.fori_loop(0, iterations, body, start / jnp.linalg.norm(start))
+    lip = 1.05 * jnp.vdot(vec, matvec(vec))
+    return jnp.where(lip > 0, lip, jnp.ones_like(lip))
+
+
+def _path_data(X, y, strengths, tol, max_iter, lr, *, opts):
+    """Group lasso, multinomial and sparse-``X`` paths: FISTA on the data, step ``1/L``.
+
+    The data enter only through ``X @ w`` and ``Xᵀ @ v`` (BCOO products when ``X``
+    is sparse; the centring of least squares is applied to those products, never to
+    ``X``). ``L`` is a power-iteration estimate (× 1.05) of ``λ_max`` of the loss's
+    Hessian bound: ``X_cᵀX_c/n`` (squared), ``AᵀA/(4n)`` (logistic) and ``AᵀA/(2n)``
+    (multinomial, Böhning's bound), ``A = [X 1]`` with an intercept.
+    """
+    loss, r, fit = opts.loss, opts.l1_ratio, opts.fit_intercept
+    dtype = y.dtype
+    n, p = X.shape
+    xdata = X.data if opts.sparse else X
+    bad = ~jnp.all(jnp.isfinite(xdata)) | ~jnp.all(jnp.isfinite(y))
+    if loss == "logistic":
+        bad = bad | ~jnp.all((y == 0) | (y == 1))
+    xdata = jnp.where(bad, jnp.zeros_like(xdata), xdata)
+    if opts.sparse:
+        X = jsparse.BCOO((xdata, X.indices), shape=X.shape)
+    else:
+        X = xdata
+    y = jnp.where(bad, jnp.zeros_like(y), y)
+    if strengths is not None:
+        bad_s = ~(strengths >= 0) | ~jnp.isfinite(strengths)
+    ones = jnp.ones((n,), dtype)
+    x_mean = (X.T @ ones) / n if fit else jnp.zeros((p,), dtype)
+    mask: Any = None
+    if loss == "squared":
+        y_mean = jnp.mean(y) if fit else jnp.zeros((), dtype)
+        yc = y - y_mean
+
+        def xc_dot(w, X, x_mean):  # X_c w without forming X_c
+            return X @ w - jnp.vdot(x_mean, w)
+
+        def fun(params, X, yc, x_mean):
+            res = yc - xc_dot(params["coef"], X, x_mean)
+            return jnp.vdot(res, res) / (2 * n)
+
+        data: tuple[Any, ...] = (X, yc, x_mean)
+        corr = (X.T @ yc) / n - x_mean * (jnp.sum(yc) / n)  # X_cᵀ y_c / n
+        init: dict[str, Any] = {"coef": jnp.zeros((p,), dtype)}
+        lip = _operator_max_eig(
+            lambda v: (X.T @ xc_dot(v, X, x_mean) - x_mean * jnp.sum(xc_dot(v, X, x_mean))) / n,
+            p,
+            dtype,
+        )
+    else:
+        k_out = () if loss == "logistic" else (y.shape[1],)
+        y_bar = jnp.mean(y, axis=0)
+        if fit:
+            tiny = jnp.finfo(dtype).eps
+            freq = jnp.clip(y_bar, tiny, 1 - tiny)
+            if loss == "logistic":
+                b0 = jnp.log(freq) - jnp.log1p(-freq)  # optimal at w = 0
+            else:
+                b0 = jnp.log(freq) - jnp.mean(jnp.log(freq))
+            corr = X.T @ (y - y_bar[None] if k_out else y - y_bar) / n
+        else:
+            corr = X.T @ (y - (0.5 if loss == "logistic" else 1.0 / y.shape[1])) / n
+
+        def fun(params, X, y):  # type: ignore[misc]
+            z = X @ params["coef"]
+            if fit:
+                z = z + (params["intercept"][None] if k_out else params["intercept"])
+            if loss == "logistic":
+                return jnp.mean(jax.nn.softplus(z) - y * z)
+            return jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.sum(y * z, axis=1))
+
+        data = (X, y)
+        init = {"coef": jnp.zeros((p, *k_out), dtype)}
+        if fit:
+            init["intercept"] = b0
+            mask = {"coef": True, "intercept": False}
+
+        def aug_normal(v):  # AᵀA v, A = [X 1] (or X)
+            z = X @ v[:p] + (v[p] if fit else 0)
+            out = X.T @ z
+            return jnp.concatenate([out, jnp.sum(z)[None]]) if fit else out
+
+        curvature = 4.0 if loss == "logistic" else 2.0
+        lip = _operator_max_eig(aug_normal, p + int(fit), dtype) / (curvature * n)
+
+    if opts.penalty == "group_lasso":
+        if opts.groups is None:  # multinomial: one group per feature row, weight √K
+            norms = jnp.linalg.norm(corr, axis=1) / np.sqrt(corr.shape[1])
+        else:
+            ids = jnp.asarray(opts.groups[0], jnp.int32)
+            weights = jnp.sqrt(jnp.asarray(opts.groups[1], dtype))
+            norms = c.group_norms(corr, ids, weights.shape[0]) / weights
+        alpha_max: Any = jnp.max(norms)
+        prox = "group_lasso"
+    else:
+        alpha_max = jnp.max(jnp.abs(corr)) / max(r, 1e-300) if r else jnp.inf
+        prox = "l1" if r == 1.0 else "elastic_net"
+    if strengths is None:
+        exponents = jnp.linspace(0.0, float(np.log10(opts.eps)), opts.n_strengths, dtype=dtype)
+        strengths = alpha_max * 10.0**exponents
+        bad_s = jnp.zeros(strengths.shape, bool)
+    strengths_in = strengths
+    strengths = jnp.where(bad_s, jnp.zeros_like(strengths), strengths)
+    scale = jnp.where(jnp.isfinite(alpha_max) & (alpha_max > 0), alpha_max, 1.0)
+    step = lr if opts.fixed_step else 1 / lip
+    pg_opts = _pg._Options(
+        fun=fun,
+        prox=prox,
+        mask=_pg._mask_key(mask),
+        l1_ratio=r,
+        group_axis=0,  # (p, K) multinomial coefficients: a feature's row is a group
+        groups=opts.groups,
+        fixed_step=True,
+        acceleration=opts.acceleration,
+        restart=opts.restart,
+        max_backtracks=30,
+        implicit_diff=False,
+    )
+    no_init_step = jnp.asarray(-1.0, dtype)
+
+    def solve_one(alpha, x0):
+        strs = jax.tree.map(lambda _: alpha, x0)
+        res, _ = _pg._solve(x0, data, strs, step, tol * scale, max_iter, no_init_step, opts=pg_opts)
+        return res.params, res
+
+    if opts.method == "sequential":
+        _, res = jax.lax.scan(lambda x0, a: solve_one(a, x0), init, strengths)
+    else:
+        _, res = jax.vmap(solve_one, in_axes=(0, None))(strengths, init)
+    coef = res.params["coef"]
+    num = strengths.shape[0]
+    if loss == "squared":
+        intercept = y_mean - coef @ x_mean
+    elif fit:
+        intercept = res.params["intercept"]
+    else:
+        intercept = jnp.zeros((num, *init["coef"].shape[1:]), dtype)
+    row = bad | bad_s
+
+    def nan_rows(a):
+        return jnp.where(row.reshape((num,) + (1,) * (a.ndim - 1)), jnp.nan, a)
+
+    return PathResult(
+        strengths_in,
+        nan_rows(coef),
+        nan_rows(intercept),
+        res.iterations,
+        res.converged & ~row,
+        nan_rows(res.objective),
+    )
 
 
 _path_jit = jax.jit(_path_impl, static_argnames=("opts",))
