@@ -53,6 +53,20 @@ def after(x: jax.Array, *deps: jax.Array) -> jax.Array:
     firsts = [jnp.ravel(d)[0] for d in deps if jnp.size(d)]
     if not firsts:
         return x
+    return _select_after(x, firsts)
+
+
+def after_elementwise(x: jax.Array, dep: jax.Array) -> jax.Array:
+    """:func:`after` with an elementwise dependency on ``dep`` (``x``'s shape).
+
+    Reading one entry of a sharded ``dep`` would need a collective (an all-gather of
+    that entry); an elementwise predicate keeps every shard's step local, at the cost
+    of reading ``dep`` in the fusion that produces the result.
+    """
+    return _select_after(x, [dep])
+
+
+def _select_after(x: jax.Array, firsts: list[jax.Array]) -> jax.Array:
     c = firsts[0]
     for f in firsts[1:]:
         c = c + f.astype(c.dtype)
@@ -162,17 +176,18 @@ def ftrl_accumulators(
     the arguments (``n``, ``lr`` real; ``g``, ``z``, ``g_s``, ``p`` the value dtype).
     ``z'`` is computed from the old ``n`` first; the returned ``n'`` is a separate
     computation of the same expression (an optimization barrier keeps XLA from sharing
-    it with the one inside ``z'``) made to depend on ``z'`` with :func:`after`, so the
-    old accumulator is dead when ``n'`` overwrites it: no copy, no temp, and the
-    consumer of ``n'^q`` (FTRL's ``quad``) reads the output ``n'`` instead of sharing
-    ``n'^q`` with ``σ``. Values are bitwise those of the direct formula.
+    it with the one inside ``z'``) made to depend on ``z'`` with
+    :func:`after_elementwise` (local to each shard), so the old accumulator is dead
+    when ``n'`` overwrites it: no copy, no temp, and the consumer of ``n'^q`` (FTRL's
+    ``quad``) reads the output ``n'`` instead of sharing ``n'^q`` with ``σ``. Values are
+    bitwise those of the direct formula.
     """
     n_for_z = n + _penalties.squared_modulus(g).astype(n.dtype)
     sigma = (power(n_for_z) - power(n)) / lr
     z_new = z + g_s - sigma.astype(z.dtype) * p
     n_b, g_b = jax.lax.optimization_barrier((n, g))
     n_new = n_b + _penalties.squared_modulus(g_b).astype(n.dtype)
-    return z_new, after(n_new, z_new)
+    return z_new, after_elementwise(n_new, z_new)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
