@@ -207,6 +207,24 @@ def group_lasso(
     )
 
 
+def _ball_setup(tree: Any, radius: Any) -> tuple | None:
+    """What both ball projections start from: the float leaves' moduli in one vector.
+
+    Returns ``(leaves, treedef, float_leaf_indices, acc_dtype, moduli, radius)`` or
+    ``None`` when there is no float entry (the tree is then returned as it is).
+    """
+    r = _penalties.check_radius(radius)
+    leaves, treedef = jax.tree.flatten(_penalties.floats_as_arrays(tree))
+    idx = [i for i, x in enumerate(leaves) if _leafwise.is_float_leaf(x)]
+    if not idx:
+        return None
+    acc = _dtypes.promote(*(_dtypes.accumulation_dtype(leaves[i].dtype) for i in idx))
+    mods = jnp.concatenate([jnp.abs(leaves[i]).astype(acc).ravel() for i in idx])
+    if mods.size == 0:
+        return None
+    return leaves, treedef, idx, acc, mods, _dtypes.scalar_as(r, acc)
+
+
 def projection_l1_ball(tree: Any, radius: jax.typing.ArrayLike = 1.0) -> Any:
     r"""Euclidean projection onto ``{x : ‖x‖₁ <= radius}`` (Duchi et al. 2008).
 
@@ -239,17 +257,10 @@ def projection_l1_ball(tree: Any, radius: jax.typing.ArrayLike = 1.0) -> Any:
       Duchi, Shalev-Shwartz, Singer & Chandra, *Efficient projections onto the
       l1-ball for learning in high dimensions*, ICML 2008.
     """
-    r = _penalties.check_radius(radius)
-    tree = _penalties.floats_as_arrays(tree)
-    leaves, treedef = jax.tree.flatten(tree)
-    idx = [i for i, x in enumerate(leaves) if _leafwise.is_float_leaf(x)]
-    if not idx:
-        return tree
-    acc = _dtypes.promote(*(_dtypes.accumulation_dtype(leaves[i].dtype) for i in idx))
-    mods = jnp.concatenate([jnp.abs(leaves[i]).astype(acc).ravel() for i in idx])
-    if mods.size == 0:
-        return tree
-    z = _dtypes.scalar_as(r, acc)
+    setup = _ball_setup(tree, radius)
+    if setup is None:
+        return _penalties.floats_as_arrays(tree)
+    leaves, treedef, idx, acc, mods, z = setup
     mu = jnp.sort(mods)[::-1]
     cs = jnp.cumsum(mu)
     j = jnp.arange(1, mu.size + 1, dtype=acc)
@@ -285,17 +296,10 @@ def projection_l2_ball(tree: Any, radius: jax.typing.ArrayLike = 1.0) -> Any:
       >>> print(jaxreg.prox.projection_l2_ball(jnp.array([3.0, 4.0]), 1.0))
       [0.6 0.8]
     """
-    r = _penalties.check_radius(radius)
-    tree = _penalties.floats_as_arrays(tree)
-    leaves, treedef = jax.tree.flatten(tree)
-    idx = [i for i, x in enumerate(leaves) if _leafwise.is_float_leaf(x)]
-    if not idx:
-        return tree
-    acc = _dtypes.promote(*(_dtypes.accumulation_dtype(leaves[i].dtype) for i in idx))
-    mods = jnp.concatenate([jnp.abs(leaves[i]).astype(acc).ravel() for i in idx])
-    if mods.size == 0:
-        return tree
-    z = _dtypes.scalar_as(r, acc)
+    setup = _ball_setup(tree, radius)
+    if setup is None:
+        return _penalties.floats_as_arrays(tree)
+    leaves, treedef, idx, acc, mods, z = setup
     # Scale by a power of two near max|x| (exact; a division by max|x| may be turned
     # into a multiplication by a flushed-to-zero reciprocal), so squares neither
     # underflow nor overflow.
