@@ -402,6 +402,22 @@ _SOLVERS = ("auto", "cd", "fista", "full")
 _DEFAULT_TOL = 1e-9
 
 
+def _solve_each(strengths, init, data, step, tol_abs, max_iter, pg_opts, method, dtype):
+    """One proximal-gradient solve per strength, warm-started in sequence or vmapped."""
+    no_init_step = jnp.asarray(-1.0, dtype)
+
+    def solve_one(alpha, x0):
+        strs = jax.tree.map(lambda _: alpha, x0)
+        res, _ = _pg._solve(x0, data, strs, step, tol_abs, max_iter, no_init_step, opts=pg_opts)
+        return res.params, res
+
+    if method == "sequential":
+        _, results = jax.lax.scan(lambda x0, a: solve_one(a, x0), init, strengths)
+    else:
+        _, results = jax.vmap(solve_one, in_axes=(0, None))(strengths, init)
+    return results
+
+
 def regularization_path(
     X: Any,  # array-like, scipy.sparse matrix or jax.experimental.sparse.BCOO
     y: jax.typing.ArrayLike,
@@ -803,17 +819,9 @@ def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
         max_backtracks=30,
         implicit_diff=False,
     )
-    no_init_step = jnp.asarray(-1.0, dtype)
-
-    def solve_one(alpha, x0):
-        strs = jax.tree.map(lambda _: alpha, x0)
-        res, _ = _pg._solve(x0, data, strs, step, tol * scale, max_iter, no_init_step, opts=pg_opts)
-        return res.params, res
-
-    if opts.method == "sequential":
-        _, results = jax.lax.scan(lambda x0, a: solve_one(a, x0), init, strengths)
-    else:
-        _, results = jax.vmap(solve_one, in_axes=(0, None))(strengths, init)
+    results = _solve_each(
+        strengths, init, data, step, tol * scale, max_iter, pg_opts, opts.method, dtype
+    )
 
     coef = results.params["coef"]
     if loss == "squared":
@@ -1024,17 +1032,9 @@ def _path_data(X, y, strengths, tol, max_iter, lr, *, opts):
         max_backtracks=30,
         implicit_diff=False,
     )
-    no_init_step = jnp.asarray(-1.0, dtype)
-
-    def solve_one(alpha, x0):
-        strs = jax.tree.map(lambda _: alpha, x0)
-        res, _ = _pg._solve(x0, data, strs, step, tol * scale, max_iter, no_init_step, opts=pg_opts)
-        return res.params, res
-
-    if opts.method == "sequential":
-        _, res = jax.lax.scan(lambda x0, a: solve_one(a, x0), init, strengths)
-    else:
-        _, res = jax.vmap(solve_one, in_axes=(0, None))(strengths, init)
+    res = _solve_each(
+        strengths, init, data, step, tol * scale, max_iter, pg_opts, opts.method, dtype
+    )
     coef = res.params["coef"]
     num = strengths.shape[0]
     if loss == "squared":
