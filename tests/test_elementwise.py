@@ -140,6 +140,8 @@ PROVEN = {
     "jaxreg_add_l2": lambda: optax.chain(jaxreg.add_l2_gradient(0.1), optax.adam(1e-2)),
     "jaxreg_proximal_adam": lambda: jaxreg.proximal_adam(1e-2, l1=0.5),
     "jaxreg_proximal_sgd": lambda: jaxreg.proximal_sgd(1e-2, l1=0.5, momentum=0.9),
+    # FTRL's in-place ordering depends on z' elementwise (jaxreg._kernels.after_elementwise).
+    "jaxreg_ftrl": lambda: jaxreg.ftrl(0.1, l1=0.1),
     "jaxreg_proximal_adagrad": lambda: jaxreg.proximal_adagrad(0.1, l1=0.1),
     "radam": lambda: optax.radam(1e-2),
     "rprop": lambda: optax.rprop(1e-2),
@@ -223,10 +225,6 @@ def _finite_kernel_only():
 
 
 REFUSED = {
-    # jaxreg's FTRL orders its accumulator update after one entry of the old state (an
-    # in-place data dependency, jaxreg._kernels.after): a reshape of leaf data, which the
-    # prover conservatively refuses. jaxreg.flat translates ftrl by its own type instead.
-    "jaxreg_ftrl": (lambda: jaxreg.ftrl(0.1, l1=0.1), "reshapes or permutes"),
     "finite_over_some_leaves": (_finite_kernel_only, "covers some leaves of buffer 'float32'"),
     # A scalar computed from the leaf's shape: every leaf in a buffer would need
     # the same one, and the flat buffer has another shape.
