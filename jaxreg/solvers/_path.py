@@ -402,8 +402,22 @@ _SOLVERS = ("auto", "cd", "fista", "full")
 _DEFAULT_TOL = 1e-9
 
 
-def _solve_each(strengths, init, data, step, tol_abs, max_iter, pg_opts, method, dtype):
-    """One proximal-gradient solve per strength, warm-started in sequence or vmapped."""
+def _solve_each(
+    strengths, init, data, step, tol_abs, max_iter, opts, dtype, *, fun, prox, mask, **prox_opts
+):
+    """One fixed-step proximal-gradient solve per strength, warm-started in sequence or
+    vmapped (``opts.method``); ``prox_opts``: ``l1_ratio``, ``group_axis``, ``groups``."""
+    pg_opts = _pg._Options(
+        fun=fun,
+        prox=prox,
+        mask=_pg._mask_key(mask),
+        fixed_step=True,
+        acceleration=opts.acceleration,
+        restart=opts.restart,
+        max_backtracks=30,
+        implicit_diff=False,
+        **prox_opts,
+    )
     no_init_step = jnp.asarray(-1.0, dtype)
 
     def solve_one(alpha, x0):
@@ -411,7 +425,7 @@ def _solve_each(strengths, init, data, step, tol_abs, max_iter, pg_opts, method,
         res, _ = _pg._solve(x0, data, strs, step, tol_abs, max_iter, no_init_step, opts=pg_opts)
         return res.params, res
 
-    if method == "sequential":
+    if opts.method == "sequential":
         _, results = jax.lax.scan(lambda x0, a: solve_one(a, x0), init, strengths)
     else:
         _, results = jax.vmap(solve_one, in_axes=(0, None))(strengths, init)
@@ -806,21 +820,21 @@ def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
     step = learning_rate if learning_rate is not None else 1 / lipschitz  # type: ignore[operator]
     prox = "l1" if l1_ratio == 1.0 else "elastic_net"
 
-    pg_opts = _pg._Options(
+    results = _solve_each(
+        strengths,
+        init,
+        data,
+        step,
+        tol * scale,
+        max_iter,
+        opts,
+        dtype,
         fun=fun,
         prox=prox,
-        mask=_pg._mask_key(mask),
+        mask=mask,
         l1_ratio=l1_ratio,
         group_axis=-1,
         groups=None,
-        fixed_step=True,
-        acceleration=opts.acceleration,
-        restart=opts.restart,
-        max_backtracks=30,
-        implicit_diff=False,
-    )
-    results = _solve_each(
-        strengths, init, data, step, tol * scale, max_iter, pg_opts, opts.method, dtype
     )
 
     coef = results.params["coef"]
@@ -1019,21 +1033,21 @@ def _path_data(X, y, strengths, tol, max_iter, lr, *, opts):
     strengths = jnp.where(bad_s, jnp.zeros_like(strengths), strengths)
     scale = jnp.where(jnp.isfinite(alpha_max) & (alpha_max > 0), alpha_max, 1.0)
     step = lr if opts.fixed_step else 1 / lip
-    pg_opts = _pg._Options(
+    res = _solve_each(
+        strengths,
+        init,
+        data,
+        step,
+        tol * scale,
+        max_iter,
+        opts,
+        dtype,
         fun=fun,
         prox=prox,
-        mask=_pg._mask_key(mask),
+        mask=mask,
         l1_ratio=r,
         group_axis=0,  # (p, K) multinomial coefficients: a feature's row is a group
         groups=opts.groups,
-        fixed_step=True,
-        acceleration=opts.acceleration,
-        restart=opts.restart,
-        max_backtracks=30,
-        implicit_diff=False,
-    )
-    res = _solve_each(
-        strengths, init, data, step, tol * scale, max_iter, pg_opts, opts.method, dtype
     )
     coef = res.params["coef"]
     num = strengths.shape[0]
