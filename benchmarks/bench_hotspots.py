@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import resource
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _steps import bench_steps, leafwise
 
 import jaxreg
 
@@ -94,20 +94,6 @@ def bench_reduce(rounds: int) -> None:
 
 
 # ------------------------------------------------------------------------------ steps
-def _tree(n_params: int, n_leaves: int, seed: int, scale: float = 1.0, cols: int = 200) -> dict:
-    keys = jax.random.split(jax.random.key(seed), n_leaves)
-    shape = (n_params // n_leaves // cols, cols)
-    return {
-        f"w{i:03d}": scale * jax.random.normal(k, shape, jnp.float32) for i, k in enumerate(keys)
-    }
-
-
-def _leafwise(fn) -> optax.GradientTransformation:
-    return optax.GradientTransformation(
-        lambda p: optax.EmptyState(), lambda u, s, p=None: (jax.tree.map(fn, u, p), s)
-    )
-
-
 def _materialize_only(u, p):
     """Diagnostic: ``p + u`` materialized and scaled like the prox, no reduction."""
     v = p + u
@@ -145,51 +131,6 @@ def _ftrl_diag(use_sqrt: bool, barrier: bool):
     return optax.GradientTransformation(init, update)
 
 
-def _bench_steps(txs: dict, n_params: int, n_leaves: int, rounds: int, steps: int) -> None:
-    grads = _tree(n_params, n_leaves, 1, 1e-2)
-    live, info = {}, {}
-    for name, tx in txs.items():
-
-        def step(p, s, g, tx=tx):
-            u, s = tx.update(g, s, p)
-            return optax.apply_updates(p, u), s
-
-        fn = jax.jit(step, donate_argnums=(0, 1))
-        p = _tree(n_params, n_leaves, 0)
-        s = tx.init(p)
-        compiled = fn.lower(p, s, grads).compile()
-        txt = compiled.as_text()
-        info[name] = (compiled.memory_analysis().temp_size_in_bytes, txt.count(" copy("))
-        p, s = fn(p, s, grads)
-        jax.block_until_ready(p)
-        live[name] = [fn, p, s, [], []]
-    names = list(live)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            fn, p, s, times, faults = live[name]
-            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                p, s = fn(p, s, grads)
-            jax.block_until_ready(p)
-            times.append((time.perf_counter() - t0) / steps)
-            faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / steps)
-            live[name][1], live[name][2] = p, s
-    base = _median(live[names[0]][3])
-    print(
-        f"\n{n_params:,} params / {n_leaves} leaves of ({n_params // n_leaves // 200}, 200), "
-        f"median of {rounds} rounds x {steps} steps"
-    )
-    print("| step | ms | vs first row | XLA temp MB | copies | minor faults / step |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, (_, _, _, times, faults) in live.items():
-        temp, copies = info[name]
-        print(
-            f"| {name} | {_median(times) * 1e3:.2f} | {_median(times) / base:.2f}x "
-            f"| {temp / 1e6:.1f} | {copies} | {_median(faults):.0f} |"
-        )
-
-
 def bench_group(cases, rounds: int, steps: int) -> None:
     txs = {
         "optax.adam": optax.adam(LR),
@@ -197,12 +138,12 @@ def bench_group(cases, rounds: int, steps: int) -> None:
             optax.adam(LR), jaxreg.group_lasso_prox(LAM, learning_rate=LR)
         ),
         "adam + materialize p+u, no reduce (diag.)": optax.chain(
-            optax.adam(LR), _leafwise(_materialize_only)
+            optax.adam(LR), leafwise(_materialize_only)
         ),
     }
     print("\n### adam + group_lasso_prox (groups = columns)")
     for n, leaves in cases:
-        _bench_steps(txs, n, leaves, rounds, steps)
+        bench_steps(txs, n, leaves, rounds, steps)
 
 
 def bench_ftrl(cases, rounds: int, steps: int) -> None:
@@ -214,7 +155,7 @@ def bench_ftrl(cases, rounds: int, steps: int) -> None:
     }
     print("\n### ftrl")
     for n, leaves in cases:
-        _bench_steps(txs, n, leaves, rounds, steps)
+        bench_steps(txs, n, leaves, rounds, steps)
 
 
 def main() -> None:

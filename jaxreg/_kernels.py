@@ -128,7 +128,9 @@ def block_soft_threshold(
 ) -> tuple[jax.Array, jax.Array | None]:
     """Body of :func:`jaxreg.prox.block_soft_threshold`: ``(result, group scales)``.
 
-    The scales (``None`` for an ungrouped leaf) serve as the token of :func:`sequenced`.
+    The scales serve as the token of :func:`sequenced`; ``None`` for an ungrouped leaf
+    and for groups of one entry, where the scale is elementwise (no reduction to order
+    on: chained, XLA would fuse every earlier leaf's scale into each later one).
     """
     x = jnp.asarray(x)
     _penalties.check_group_axis(group_axis)
@@ -148,7 +150,7 @@ def block_soft_threshold(
     # group, or (t = 0 only: nothing to compare with) one whose squares underflowed.
     zero_scale = jnp.where(t == 0, jnp.ones_like(t), jnp.zeros_like(t))
     scale = jnp.where(norm == 0, zero_scale, jnp.maximum(1 - level / safe, 0))
-    return x * scale.astype(x.dtype), scale
+    return x * scale.astype(x.dtype), (scale if size > 1 else None)
 
 
 def group_lasso_update(
