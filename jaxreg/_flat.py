@@ -222,7 +222,10 @@ class FlatLayout:
                     for ct, s in zip(leaves, self.slots, strict=True)
                     if s.key == key
                 ]
-                out[key] = _pack(pieces)
+                # Gradients arrive materialized (outputs of dots): one concatenate
+                # copies them as fast as `_pack`'s chain of writes and compiles ~2x
+                # faster (training step of a 200-leaf MLP: 13.6 s vs 24.4 s).
+                out[key] = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces)
             return (out,)
 
         unflatten.defvjp(fwd, bwd)
@@ -316,7 +319,9 @@ def _pack(pieces: list[jax.Array]) -> jax.Array:
 
     Inside a trace on the CPU it writes each piece into a zero buffer with
     ``dynamic_update_slice`` (done in place), because XLA:CPU's concatenate fusion
-    picks the operand per element and runs several times slower than a copy.
+    picks the operand per element: with pieces computed in the same fusion (e.g.
+    ``flatten`` of ``2 * x`` under ``jit``, 10M entries) it runs 1.6x slower than the
+    chain of writes, though it compiles much faster (500 leaves: 1.3 s vs 24 s).
     """
     if len(pieces) == 1:
         return pieces[0]
