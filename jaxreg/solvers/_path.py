@@ -15,6 +15,7 @@ from jaxreg import prox as prox_ops
 from jaxreg.solvers import _cd
 from jaxreg.solvers import _common as c
 from jaxreg.solvers import _proximal_gradient as _pg
+from jaxreg.solvers import _ws_host
 
 
 class PathResult(NamedTuple):
@@ -686,15 +687,18 @@ def regularization_path(
         sparse=is_sparse,
     )
     lr = jnp.asarray(1.0 if learning_rate is None else learning_rate).astype(dtype)
-    result = _path_jit(
+    args = (
         X.astype(dtype),  # BCOO.astype casts its data
         y.astype(dtype),
         None if strengths is None else jnp.asarray(strengths).astype(dtype),
         jnp.maximum(jnp.asarray(tol_req).astype(dtype), floor),
         jnp.asarray(min(max_iter, np.iinfo(np.int32).max), jnp.int32),
         lr,
-        opts=opts,
     )
+    if _host_route(opts) and c.is_concrete(args):
+        result = PathResult(*map(jnp.asarray, _ws_host.lsq_path(*args, opts)))
+    else:
+        result = _path_jit(*args, opts=opts)
     if c.is_concrete(result.converged):
         if tol is not None and tol < floor:
             warnings.warn(
@@ -717,6 +721,17 @@ def regularization_path(
                 stacklevel=2,
             )
     return result
+
+
+def _host_route(opts: _PathOptions) -> bool:
+    """Eager least-squares working-set paths run the host-driven driver (`_ws_host`)."""
+    return (
+        opts.loss == "squared"
+        and opts.solver == "fista"
+        and opts.method == "sequential"
+        and opts.penalty == "l1"
+        and not opts.sparse
+    )
 
 
 def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
