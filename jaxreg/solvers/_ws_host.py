@@ -24,11 +24,16 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg  # a dependency of jax
 
+try:  # optional (scikit-learn's dependency): small LAPACK calls run best on one thread
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
 _BLOCK = 16  # features per working-set block (each block: one GEMM X_cᵀ[B]·X_c / n)
 _BUCKET_FACTOR = 2  # compiled sub-problem sizes: _BLOCK · _BUCKET_FACTOR^i
 _CHUNK = 32  # FISTA steps before the first polishing attempt (then doubled, up to _MAX_CHUNK)
 _MAX_CHUNK = 1024
-_HOST_MAX = 128  # sub-problems up to this size run in NumPy (nothing to compile)
+_HOST_MAX = 1024  # sub-problems up to this size run FISTA in NumPy (nothing to compile)
 _POWER_STEPS = 100  # at most, power iteration for λ_max(G_WW)
 _POLISH_TRIES = 4  # active-set candidates per polishing attempt
 _TRACES = [0]  # how often _fista_chunk was traced (a compile-cache check for tests)
@@ -212,8 +217,19 @@ def lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
 
     Same problem, grid, tolerance and outputs as the traced route of
     ``_path._path_impl``: returns ``(strengths, coef, intercept, iterations,
-    converged, objective)`` as NumPy arrays.
+    converged, objective)`` as NumPy arrays. The host's BLAS/LAPACK calls (Gram
+    rows, Cholesky factors of at most a few hundred rows) run on one thread when
+    ``threadpoolctl`` is installed: threads gain nothing at these sizes, and on a
+    busy machine OpenBLAS's threads waiting for one another made them 10-30×
+    slower (measured on the 2-core container, load 4).
     """
+    if threadpool_limits is None:
+        return _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts)
+
+
+def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     dtype = np.dtype(X.dtype)
     X = np.asarray(X)
     y = np.asarray(y)
@@ -239,7 +255,7 @@ def lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     cap = -(-p // _BLOCK) * _BLOCK if p > _BLOCK else p
 
     idx = np.zeros(0, np.intp)  # working set, in order of entry
-    rows = np.zeros((0, p), dtype)  # G[idx, :]
+    rows = np.zeros((min(p, 4 * _BLOCK), p), dtype)  # G[idx, :] in its first idx.size rows
     member = np.zeros(p, bool)
     gram = np.zeros((0, 0), dtype)
     lip = 1.0
@@ -269,7 +285,7 @@ def lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
                 opts.acceleration, opts.restart,
             )  # fmt: skip
             k += dk
-            c = b - x @ rows
+            c = b - x @ rows[: idx.size]
             want = (np.abs(c) > alpha * r) & ~member  # KKT on all features
             if not want.any() or k >= max_iter:
                 break
@@ -286,7 +302,11 @@ def lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
 
 def _grow(xt, idx, rows, member, new, score, n):
     """Adds the ``new`` features, highest ``score`` first, filled up to whole blocks
-    with the next best features by ``score``; returns ``(idx, rows, G_WW)``."""
+    with the next best features by ``score``; returns ``(idx, rows, G_WW)``.
+
+    ``rows`` is a buffer whose first ``idx.size`` rows hold ``G[idx, :]``; it grows
+    by doubling, so that adding a block does not copy the rows already there.
+    """
     out = ~member
     top = np.max(score[out], initial=0.0)
     norm = score / top if top > 0 else np.zeros_like(score)
@@ -294,9 +314,14 @@ def _grow(xt, idx, rows, member, new, score, n):
     count = min(-(-int(new.sum()) // _BLOCK) * _BLOCK, int(out.sum()))
     add = np.argsort(-priority, kind="stable")[:count]
     member[add] = True
+    s = idx.size
+    if s + count > rows.shape[0]:
+        bigger = np.zeros((max(2 * rows.shape[0], s + count), rows.shape[1]), rows.dtype)
+        bigger[:s] = rows[:s]
+        rows = bigger
     idx = np.concatenate([idx, add])
-    rows = np.concatenate([rows, xt[add] @ xt.T / n], axis=0)
-    return idx, rows, rows[:, idx]
+    rows[s : s + count] = xt[add] @ xt.T / n
+    return idx, rows, rows[: idx.size, idx]
 
 
 def _max_eigenvalue(gram: np.ndarray, vec: np.ndarray) -> tuple[float, np.ndarray]:
