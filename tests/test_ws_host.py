@@ -4,7 +4,6 @@ scikit-learn's enet_path / lasso_path and the KKT conditions (REFERENCE ยง3.7, ย
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from sklearn.linear_model import enet_path, lasso_path
 
 import jaxreg
@@ -35,7 +34,9 @@ def test_eager_and_jit_give_the_same_path(x64):
         return jaxreg.regularization_path(X, y, **kw)
 
     jitted = traced(jnp.asarray(X), jnp.asarray(y))
-    np.testing.assert_allclose(np.asarray(eager.strengths), np.asarray(jitted.strengths), rtol=1e-14)
+    np.testing.assert_allclose(
+        np.asarray(eager.strengths), np.asarray(jitted.strengths), rtol=1e-14
+    )
     np.testing.assert_allclose(np.asarray(eager.coef), np.asarray(jitted.coef), rtol=0, atol=1e-10)
     np.testing.assert_allclose(
         np.asarray(eager.intercept), np.asarray(jitted.intercept), rtol=0, atol=1e-10

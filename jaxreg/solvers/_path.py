@@ -12,10 +12,9 @@ from jax.experimental import sparse as jsparse
 
 from jaxreg import _checks, _dtypes
 from jaxreg import prox as prox_ops
-from jaxreg.solvers import _cd
+from jaxreg.solvers import _cd, _ws_host
 from jaxreg.solvers import _common as c
 from jaxreg.solvers import _proximal_gradient as _pg
-from jaxreg.solvers import _ws_host
 
 
 class PathResult(NamedTuple):

@@ -3,7 +3,7 @@
 ``regularization_path(X, y)`` called from Python with concrete data (the common
 case) runs this driver instead of the single traced program of
 :func:`jaxreg.solvers._path._lsq_path_working_set`: the bookkeeping (strong
-rules, Gram rows of the features that join, KKT checks on all features, the
+rules, the Gram matrix of the working set, KKT checks on all features, the
 active-set polish on the current support) runs in NumPy on the host, and only
 the FISTA iterations on a working set run as a compiled program,
 :func:`_fista_chunk`, one small program per size bucket actually used. The
@@ -42,7 +42,7 @@ _TRACES = [0]  # how often _fista_chunk was traced (a compile-cache check for te
 @functools.partial(jax.jit, static_argnames=("r", "acceleration", "restart"))
 def _fista_chunk(gram, b, alpha, x, y, t, k, k_stop, eta, tol, *, r, acceleration, restart):
     """Up to ``k_stop − k`` FISTA steps on ``½xᵀGx − bᵀx + α(r‖x‖₁ + (1−r)/2‖x‖²)``."""
-    from jaxreg.solvers._path import _quad_fista  # noqa: PLC0415 (circular at import time)
+    from jaxreg.solvers._path import _quad_fista
 
     _TRACES[0] += 1
     err = jnp.full((), jnp.inf, x.dtype)
@@ -218,7 +218,7 @@ def lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     Same problem, grid, tolerance and outputs as the traced route of
     ``_path._path_impl``: returns ``(strengths, coef, intercept, iterations,
     converged, objective)`` as NumPy arrays. The host's BLAS/LAPACK calls (Gram
-    rows, Cholesky factors of at most a few hundred rows) run on one thread when
+    blocks, Cholesky factors of at most a few hundred rows) run on one thread when
     ``threadpoolctl`` is installed: threads gain nothing at these sizes, and on a
     busy machine OpenBLAS's threads waiting for one another made them 10-30×
     slower (measured on the 2-core container, load 4).
@@ -255,7 +255,8 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     cap = -(-p // _BLOCK) * _BLOCK if p > _BLOCK else p
 
     idx = np.zeros(0, np.intp)  # working set, in order of entry
-    rows = np.zeros((min(p, 4 * _BLOCK), p), dtype)  # G[idx, :] in its first idx.size rows
+    gbuf = np.zeros((min(p, 4 * _BLOCK),) * 2, dtype)  # G_WW in its leading block
+    xw = np.zeros((min(p, 4 * _BLOCK), n), dtype)  # X_cᵀ[idx] in its first rows
     member = np.zeros(p, bool)
     gram = np.zeros((0, 0), dtype)
     lip = 1.0
@@ -274,7 +275,7 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
         while True:
             new = want & ~member
             if new.any():
-                idx, rows, gram = _grow(xt, idx, rows, member, new, np.abs(c), n)
+                idx, gbuf, xw, gram = _grow(xt, idx, gbuf, xw, member, new, np.abs(c))
                 grown = idx.size - x.size
                 x = np.concatenate([x, np.zeros(grown, dtype)])
                 vec = np.concatenate([vec, np.ones(grown, dtype)])
@@ -285,7 +286,7 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
                 opts.acceleration, opts.restart,
             )  # fmt: skip
             k += dk
-            c = b - x @ rows[: idx.size]
+            c = b - xt @ (x @ xw[: idx.size]) / n  # two products with X_c: O(np)
             want = (np.abs(c) > alpha * r) & ~member  # KKT on all features
             if not want.any() or k >= max_iter:
                 break
@@ -300,13 +301,16 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     return strengths, coef, intercept, iters, ok, obj
 
 
-def _grow(xt, idx, rows, member, new, score, n):
+def _grow(xt, idx, gbuf, xw, member, new, score):
     """Adds the ``new`` features, highest ``score`` first, filled up to whole blocks
-    with the next best features by ``score``; returns ``(idx, rows, G_WW)``.
+    with the next best features by ``score``; returns ``(idx, gbuf, xw, G_WW)``.
 
-    ``rows`` is a buffer whose first ``idx.size`` rows hold ``G[idx, :]``; it grows
-    by doubling, so that adding a block does not copy the rows already there.
+    ``gbuf`` holds ``G_WW = X_Wᵀ X_W / n`` in its leading ``idx.size`` square and
+    ``xw`` the rows ``X_cᵀ[idx]``; both grow by doubling. A block ``B`` costs one
+    product ``X_Bᵀ X_{W∪B}``: only the working set's Gram matrix is ever formed
+    (the correlations with all features come from two products with ``X_c``).
     """
+    n = xt.shape[1]
     out = ~member
     top = np.max(score[out], initial=0.0)
     norm = score / top if top > 0 else np.zeros_like(score)
@@ -315,13 +319,21 @@ def _grow(xt, idx, rows, member, new, score, n):
     add = np.argsort(-priority, kind="stable")[:count]
     member[add] = True
     s = idx.size
-    if s + count > rows.shape[0]:
-        bigger = np.zeros((max(2 * rows.shape[0], s + count), rows.shape[1]), rows.dtype)
-        bigger[:s] = rows[:s]
-        rows = bigger
+    m = s + count
+    if m > gbuf.shape[0]:
+        size = max(2 * gbuf.shape[0], m)
+        bigger = np.zeros((size, size), gbuf.dtype)
+        bigger[:s, :s] = gbuf[:s, :s]
+        gbuf = bigger
+        rows = np.zeros((size, n), xw.dtype)
+        rows[:s] = xw[:s]
+        xw = rows
     idx = np.concatenate([idx, add])
-    rows[s : s + count] = xt[add] @ xt.T / n
-    return idx, rows, rows[: idx.size, idx]
+    xw[s:m] = xt[add]
+    block = xw[s:m] @ xw[:m].T / n  # (count, m)
+    gbuf[s:m, :m] = block
+    gbuf[:s, s:m] = block[:, :s].T
+    return idx, gbuf, xw, np.ascontiguousarray(gbuf[:m, :m])
 
 
 def _max_eigenvalue(gram: np.ndarray, vec: np.ndarray) -> tuple[float, np.ndarray]:
