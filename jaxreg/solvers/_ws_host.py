@@ -251,7 +251,7 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     scale = alpha_max if np.isfinite(alpha_max) and alpha_max > 0 else 1.0
     tol_abs = float(tol) * scale
     max_iter = int(max_iter)
-    fixed = learning_rate if opts.fixed_step else None
+    fixed = np.asarray(learning_rate, dtype)[()] if opts.fixed_step else None
     cap = -(-p // _BLOCK) * _BLOCK if p > _BLOCK else p
 
     idx = np.zeros(0, np.intp)  # working set, in order of entry
