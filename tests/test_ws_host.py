@@ -54,9 +54,9 @@ def test_eager_and_jit_give_the_same_path(x64):
 
 def test_eager_path_kkt_on_a_correlated_wide_design(x64):
     X, y = _toeplitz(40, 200, seed=3)
-    path = jaxreg.regularization_path(X, y, tol=1e-12, n_strengths=40)  # auto: working sets
+    path = jaxreg.regularization_path(X, y, tol=1e-12, n_strengths=25)  # auto: working sets
     xc, yc = X - X.mean(0), y - y.mean()
-    alphas, ref, _ = lasso_path(xc, yc, alphas=40, tol=1e-13, max_iter=10**7)
+    alphas, ref, _ = lasso_path(xc, yc, alphas=25, tol=1e-13, max_iter=10**7)
     coef = np.asarray(path.coef)
     np.testing.assert_allclose(np.asarray(path.strengths), alphas, rtol=1e-12)
     np.testing.assert_allclose(coef, ref.T, rtol=0, atol=1e-6)

@@ -64,7 +64,9 @@ def _kkt(x: np.ndarray, c: np.ndarray, alpha: Any, eta: Any, r: float) -> float:
 def _solve_support(gram, b, alpha, on, signs, r):
     """``(G_SS + α(1−r)I) z = b_S − αr·signs`` on the index set ``on`` by Cholesky;
     None when the matrix is not positive definite (numerically)."""
-    mat = gram[np.ix_(on, on)] + (alpha * (1 - r)) * np.eye(on.size, dtype=gram.dtype)
+    mat = gram[np.ix_(on, on)]
+    if r != 1:
+        mat[np.diag_indices(on.size)] += alpha * (1 - r)
     try:
         factor = scipy.linalg.cho_factor(mat, check_finite=False)
     except np.linalg.LinAlgError:
