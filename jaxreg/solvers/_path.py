@@ -494,8 +494,9 @@ def regularization_path(
     intercept (``max|Xᵀ(y − ½)|/(n·r)`` without: scikit-learn's
     ``l1_min_c(X, y, loss="log", fit_intercept=False)`` is ``1/(n·α_max)``).
 
-    Least squares, ``solver="fista"`` (what ``"auto"`` picks when ``p > n``;
-    for ``p <= n`` it picks ``"full"``, below): Gram *rows* computed only for the features that
+    Least squares, ``solver="fista"`` (what ``"auto"`` picks on eager sequential
+    calls, and under ``jit`` when ``p > n``; traced with ``p <= n`` it picks
+    ``"full"``, below): Gram *rows* computed only for the features that
     enter a working set (``G = X_cᵀX_c/n``, ``b = X_cᵀy_c/n``; the loss is
     ``½wᵀGw − bᵀw + const``): sequential strong rules (Tibshirani et al. 2012)
     propose features, each working-set problem is solved by restarted FISTA
@@ -508,10 +509,11 @@ def regularization_path(
     An eager call (concrete ``X``, ``y``, ``method="sequential"``) runs the same
     algorithm from a host-side driver: strong rules, KKT checks and the polish
     run in NumPy on the unpadded working set (only its Gram matrix
-    ``X_Wᵀ X_W/n`` is formed), the polish also tries the active-set corrections of
-    feature-sign search (Lee et al. 2007: coordinates whose sign the solve flips
-    leave, working-set violators join), and FISTA runs in NumPy up to 1024
-    features (a compiled, padded loop above). Nothing is compiled for typical
+    ``X_Wᵀ X_W/n`` is formed when ``p > n``, the whole ``G`` when ``p <= n``);
+    the polish also tries the active-set corrections of feature-sign search
+    (Lee et al. 2007: coordinates whose sign the solve flips leave, working-set
+    violators join), and FISTA runs in NumPy up to 1024 features (a compiled,
+    padded loop above). Nothing is compiled for typical
     problems, so the first call costs about what later calls cost; the answers
     agree with the traced program to the tolerance (tested to ``1e-10``).
     ``solver="full"`` (or ``working_set=False``) forms the whole Gram matrix
@@ -564,7 +566,8 @@ def regularization_path(
       learning_rate: override the step ``1/L``.
       acceleration, restart: as in :func:`jaxreg.proximal_gradient`.
       working_set: least squares: ``False`` is ``solver="full"``.
-      solver: least squares: ``"auto"`` (``"full"`` when ``p <= n``, else
+      solver: least squares: ``"auto"`` (``"fista"`` on an eager sequential
+        call; under ``jit``/``vmap``, ``"full"`` when ``p <= n``, else
         ``"fista"``), ``"fista"`` (working sets, see above), ``"cd"`` or
         ``"full"``. ``"cd"`` uses the same working sets with cyclic coordinate
         descent as the sub-problem solver (rounds of 5 epochs, each followed by
@@ -680,8 +683,12 @@ def regularization_path(
     dtype = _dtypes.accumulation_dtype(_dtypes.promote(X.dtype, y.dtype, jnp.float32))
     floor = c.resolution(dtype)
     tol_req = _DEFAULT_TOL if tol is None else tol
-    if solver == "auto":  # tall: the p×p Gram is cheap and FISTA on it is fast
-        solver = "full" if X.shape[1] <= X.shape[0] else "fista"
+    if solver == "auto":
+        host = loss == "squared" and method == "sequential" and penalty == "l1"
+        if host and not is_sparse and c.is_concrete(X, y, strengths):
+            solver = "fista"  # eager: the host-driven working sets, fastest at every shape
+        else:  # traced, tall: the p×p Gram is cheap and FISTA on it is fast
+            solver = "full" if X.shape[1] <= X.shape[0] else "fista"
     if not working_set:
         solver = "full"
     opts = _PathOptions(

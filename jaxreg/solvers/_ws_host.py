@@ -259,6 +259,9 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     idx = np.zeros(0, np.intp)  # working set, in order of entry
     gbuf = np.zeros((min(p, 4 * _BLOCK),) * 2, dtype)  # G_WW in its leading block
     xw = np.zeros((min(p, 4 * _BLOCK), n), dtype)  # X_cᵀ[idx] in its first rows
+    # tall designs (n >= p): the whole Gram matrix costs about what the correlation
+    # products of a few strengths cost, and then each KKT check is O(p·|W|)
+    full = xt @ xt.T / n if n >= p else None
     member = np.zeros(p, bool)
     gram = np.zeros((0, 0), dtype)
     lip = 1.0
@@ -277,7 +280,11 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
         while True:
             new = want & ~member
             if new.any():
-                idx, gbuf, xw, gram = _grow(xt, idx, gbuf, xw, member, new, np.abs(c))
+                if full is None:
+                    idx, gbuf, xw, gram = _grow(xt, idx, gbuf, xw, member, new, np.abs(c))
+                else:
+                    idx = np.concatenate([idx, _select(member, new, np.abs(c))])
+                    gram = full[np.ix_(idx, idx)]
                 grown = idx.size - x.size
                 x = np.concatenate([x, np.zeros(grown, dtype)])
                 vec = np.concatenate([vec, np.ones(grown, dtype)])
@@ -288,7 +295,10 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
                 opts.acceleration, opts.restart,
             )  # fmt: skip
             k += dk
-            c = b - xt @ (x @ xw[: idx.size]) / n  # two products with X_c: O(np)
+            if full is None:
+                c = b - xt @ (x @ xw[: idx.size]) / n  # two products with X_c: O(np)
+            else:
+                c = b - x @ full[idx]
             want = (np.abs(c) > alpha * r) & ~member  # KKT on all features
             if not want.any() or k >= max_iter:
                 break
@@ -303,6 +313,20 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     return strengths, coef, intercept, iters, ok, obj
 
 
+def _select(member, new, score):
+    """The features to add: every ``new`` one, highest ``score`` first, then the next
+    best outside features by ``score`` up to a whole number of blocks (those most
+    likely to enter next); marks them in ``member``."""
+    out = ~member
+    top = np.max(score[out], initial=0.0)
+    norm = score / top if top > 0 else np.zeros_like(score)
+    priority = np.where(out, norm + 2 * new, -1.0)
+    count = min(-(-int(new.sum()) // _BLOCK) * _BLOCK, int(out.sum()))
+    add = np.argsort(-priority, kind="stable")[:count]
+    member[add] = True
+    return add
+
+
 def _grow(xt, idx, gbuf, xw, member, new, score):
     """Adds the ``new`` features, highest ``score`` first, filled up to whole blocks
     with the next best features by ``score``; returns ``(idx, gbuf, xw, G_WW)``.
@@ -313,13 +337,8 @@ def _grow(xt, idx, gbuf, xw, member, new, score):
     (the correlations with all features come from two products with ``X_c``).
     """
     n = xt.shape[1]
-    out = ~member
-    top = np.max(score[out], initial=0.0)
-    norm = score / top if top > 0 else np.zeros_like(score)
-    priority = np.where(out, norm + 2 * new, -1.0)
-    count = min(-(-int(new.sum()) // _BLOCK) * _BLOCK, int(out.sum()))
-    add = np.argsort(-priority, kind="stable")[:count]
-    member[add] = True
+    add = _select(member, new, score)
+    count = add.size
     s = idx.size
     m = s + count
     if m > gbuf.shape[0]:
