@@ -25,13 +25,17 @@ def lsq(w, X, y):
 
 
 def test_path_second_call_reuses_program(x64):
+    # the traced program (solver="full"; the default eager least-squares route runs
+    # on the host and compiles nothing: tests/test_ws_host.py)
     X, y = X_DIAB[:100], Y_DIAB[:100]
-    jaxreg.regularization_path(X, y, n_strengths=7)
+    jaxreg.regularization_path(X, y, n_strengths=7, solver="full")
     size = _path._path_jit._cache_size()
     # new data, tol, max_iter and learning-rate-free options: no new program
-    jaxreg.regularization_path(X + 1.0, y * 2, n_strengths=7, tol=1e-7, max_iter=5000)
+    jaxreg.regularization_path(
+        X + 1.0, y * 2, n_strengths=7, tol=1e-7, max_iter=5000, solver="full"
+    )
     assert _path._path_jit._cache_size() == size
-    jaxreg.regularization_path(X, y, n_strengths=8)  # a new static option compiles
+    jaxreg.regularization_path(X, y, n_strengths=8, solver="full")  # a new static option
     assert _path._path_jit._cache_size() == size + 1
 
 
