@@ -25,9 +25,10 @@ import numpy as np
 import scipy.linalg  # a dependency of jax
 
 try:  # optional (scikit-learn's dependency): small LAPACK calls run best on one thread
-    from threadpoolctl import threadpool_limits
+    import threadpoolctl
 except ImportError:  # pragma: no cover
-    threadpool_limits = None
+    threadpoolctl = None
+_CONTROLLER: list[Any] = []  # one threadpoolctl.ThreadpoolController, made on first use
 
 _BLOCK = 16  # features per working-set block (each block: one GEMM X_cᵀ[B]·X_c / n)
 _BUCKET_FACTOR = 2  # compiled sub-problem sizes: _BLOCK · _BUCKET_FACTOR^i
@@ -225,9 +226,11 @@ def lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     busy machine OpenBLAS's threads waiting for one another made them 10-30×
     slower (measured on the 2-core container, load 4).
     """
-    if threadpool_limits is None:
+    if threadpoolctl is None:
         return _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts)
-    with threadpool_limits(limits=1, user_api="blas"):
+    if not _CONTROLLER:  # finding the loaded BLAS libraries costs milliseconds: once
+        _CONTROLLER.append(threadpoolctl.ThreadpoolController())
+    with _CONTROLLER[0].limit(limits=1, user_api="blas"):
         return _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts)
 
 
