@@ -42,6 +42,7 @@ _MAX_CHUNK = 1024
 _HOST_MAX = 1024  # sub-problems up to this size run FISTA in NumPy (nothing to compile)
 _POWER_STEPS = 100  # at most, power iteration for λ_max(G_WW)
 _POLISH_TRIES = 4  # active-set candidates per polishing attempt
+_FULL_GRAM_MAX = 4096  # tall designs up to this many features form the whole Gram matrix
 _TRACES = [0]  # how often _fista_chunk was traced (a compile-cache check for tests)
 
 
@@ -269,7 +270,7 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     xw = np.zeros((min(p, 4 * _BLOCK), n), dtype)  # X_cᵀ[idx] in its first rows
     # tall designs (n >= p): the whole Gram matrix costs about what the correlation
     # products of a few strengths cost, and then each KKT check is O(p·|W|)
-    full = xt @ xt.T / n if n >= p else None
+    full = xt @ xt.T / n if n >= p and p <= _FULL_GRAM_MAX else None
     member = np.zeros(p, bool)
     gram = np.zeros((0, 0), dtype)
     lip = 1.0
