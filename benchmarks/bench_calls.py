@@ -1,19 +1,22 @@
 """Cold (fresh process, first call, compile included) and warm (later calls) user calls.
 
 ``regularization_path(X, y)`` and ``proximal_gradient(fun, ...)`` called eagerly from
-Python as a user would, float64, on diabetes (442×10) and make_regression 5000×500.
+Python as a user would, float64, on diabetes (442×10), make_regression 5000×500, and the
+peer table's (ii) Gaussian 500×5000 and (iii) Toeplitz ρ = 0.9 200×1000 designs
+(``bench_peers.make_case``; all defaults, so the intercept is fitted).
 Run: ``python benchmarks/bench_calls.py [--reps 5]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
 
 SNIPPET = r"""
-import time, warnings
+import sys, time, warnings
 t_import = time.perf_counter()
 import jax
 jax.config.update("jax_enable_x64", True)
@@ -24,11 +27,17 @@ warnings.simplefilter("ignore")
 X1, y1 = load_diabetes(return_X_y=True)
 X2, y2 = make_regression(n_samples=5000, n_features=500, n_informative=50, noise=1.0,
                          random_state=0)
+sys.path.insert(0, {bench_dir!r})
+from bench_peers import make_case
+X3, y3 = make_case("wide")
+X4, y4 = make_case("toeplitz")
 fun = lambda w, X, y: 0.5 * jnp.mean((y - X @ w) ** 2)
 Xd, yd = jnp.asarray(X1 - X1.mean(0)), jnp.asarray(y1 - y1.mean())
 cases = {
     "regularization_path diabetes": lambda: jaxreg.regularization_path(X1, y1).coef,
     "regularization_path 5000x500": lambda: jaxreg.regularization_path(X2, y2).coef,
+    "regularization_path (ii) 500x5000": lambda: jaxreg.regularization_path(X3, y3).coef,
+    "regularization_path (iii) Toeplitz 200x1000": lambda: jaxreg.regularization_path(X4, y4).coef,
     "proximal_gradient diabetes (README call)": lambda: jaxreg.proximal_gradient(
         fun, jnp.zeros(10), Xd, yd, prox="l1", strength=0.1, tol=1e-10).params,
 }
@@ -45,11 +54,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}")
     print("| call | cold: first call in a fresh process (s) | warm: median later call (ms) |")
     print("| --- | --- | --- |")
     out = subprocess.run(
-        [sys.executable, "-c", SNIPPET.replace("{reps}", str(args.reps))],
+        [
+            sys.executable,
+            "-c",
+            SNIPPET.replace("{reps}", str(args.reps)).replace(
+                "{bench_dir!r}", repr(os.path.dirname(os.path.abspath(__file__)))
+            ),
+        ],
         capture_output=True,
         text=True,
     )

@@ -5,7 +5,8 @@ Cases: (i) Gaussian 5000×500, (ii) Gaussian 500×5000, (iii) Toeplitz ρ = 0.9
 (v) digits multinomial (reported as unsupported by jaxreg's path for now).
 Contenders, called as users call them: scikit-learn (``lasso_path``), celer
 (``celer_path``), skglm (``AndersonCD().path``), jaxreg ``regularization_path``
-(``solver="cd"`` and ``"fista"``; sequential and vmap). Each runs at the loosest
+(the default ``solver="auto"``, ``"cd"``, ``"fista"`` and ``"full"``; sequential and
+vmap). Each runs at the loosest
 tolerance of its ladder whose path agrees with the reference (scikit-learn at
 ``tol=1e-13``, or celer at 1e-14 with ``--ref celer``) to ``max|Δcoef| <= 1e-6``.
 
@@ -155,7 +156,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", default="gauss,wide,toeplitz")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--contenders", default="sklearn,celer,skglm,cd,cd-vmap,fista")
+    parser.add_argument("--contenders", default="sklearn,celer,skglm,auto,fista-vmap")
     parser.add_argument("--ref", default="sklearn", choices=["sklearn", "celer"])
     parser.add_argument("--no-cold", action="store_true")
     args = parser.parse_args()
@@ -188,6 +189,10 @@ def main():
                 "full", lambda X, y, t: jx_runner(X, y, t, "full", "sequential"), jx_ladder),
             "jaxreg fista sequential": (
                 "fista", lambda X, y, t: jx_runner(X, y, t, "fista", "sequential"), jx_ladder),
+            "jaxreg default (auto) sequential": (
+                "auto", lambda X, y, t: jx_runner(X, y, t, "auto", "sequential"), jx_ladder),
+            "jaxreg fista vmap": (
+                "fista-vmap", lambda X, y, t: jx_runner(X, y, t, "fista", "vmap"), jx_ladder),
         }  # fmt: skip
         chosen = {}
         for cname, (key, make, ladder) in all_c.items():
@@ -205,8 +210,8 @@ def main():
         for cname, (key, tol, _, first, err) in chosen.items():
             cold = first
             if cname.startswith("jaxreg") and not args.no_cold:
-                solver, method = ("cd", "vmap") if key == "cd-vmap" else (key, "sequential")
-                solver = "auto" if key == "auto" else solver
+                solver, _, method = key.partition("-")
+                method = method or "sequential"
                 cold = cold_time(X, y, jx_kwargs(tol, solver, method))
             rows.append((case, cname, tol, err, float(np.median(times[cname])), cold))
             print(rows[-1], flush=True)

@@ -1,0 +1,98 @@
+"""The eager (host-driven) least-squares working-set path against the traced program,
+scikit-learn's enet_path / lasso_path and the KKT conditions (REFERENCE §3.7, §3.9)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.linear_model import enet_path, lasso_path
+
+import jaxreg
+from jaxreg.solvers import _ws_host
+
+
+def _toeplitz(n, p, rho=0.9, seed=0):
+    """AR(1) columns, corr(X_i, X_j) = rho^|i-j|: the hard correlated design, n < p."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, p))
+    X = z.copy()
+    for j in range(1, p):
+        X[:, j] = rho * X[:, j - 1] + np.sqrt(1 - rho**2) * z[:, j]
+    w = np.zeros(p)
+    w[rng.choice(p, 6, replace=False)] = rng.normal(size=6)
+    return X, X @ w + 0.5 * rng.normal(size=n) + 1.0
+
+
+def test_eager_and_jit_give_the_same_path(x64):
+    # the traced program compiles one branch per size bucket: keep p small (16, 32)
+    l1_ratio = 0.7
+    X, y = _toeplitz(20, 32)
+    kw = {"l1_ratio": l1_ratio, "n_strengths": 15, "tol": 1e-13, "solver": "fista"}
+    eager = jaxreg.regularization_path(X, y, **kw)
+
+    @jax.jit
+    def traced(X, y):
+        return jaxreg.regularization_path(X, y, **kw)
+
+    jitted = traced(jnp.asarray(X), jnp.asarray(y))
+    np.testing.assert_allclose(
+        np.asarray(eager.strengths), np.asarray(jitted.strengths), rtol=1e-14
+    )
+    np.testing.assert_allclose(np.asarray(eager.coef), np.asarray(jitted.coef), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        np.asarray(eager.intercept), np.asarray(jitted.intercept), rtol=0, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        np.asarray(eager.objective), np.asarray(jitted.objective), rtol=1e-12
+    )
+    assert bool(eager.converged.all()) and bool(jitted.converged.all())
+    # the oracle: scikit-learn on centred data at a tight tolerance
+    xc, yc = X - X.mean(0), y - y.mean()
+    alphas = np.asarray(eager.strengths)
+    _, ref, _ = enet_path(xc, yc, l1_ratio=l1_ratio, alphas=alphas, tol=1e-14, max_iter=10**7)
+    np.testing.assert_allclose(np.asarray(eager.coef), ref.T, rtol=0, atol=1e-7)
+
+
+def test_eager_path_kkt_on_a_correlated_wide_design(x64):
+    X, y = _toeplitz(40, 200, seed=3)
+    path = jaxreg.regularization_path(X, y, tol=1e-12, n_strengths=25)  # auto: working sets
+    xc, yc = X - X.mean(0), y - y.mean()
+    alphas, ref, _ = lasso_path(xc, yc, alphas=25, tol=1e-13, max_iter=10**7)
+    coef = np.asarray(path.coef)
+    np.testing.assert_allclose(np.asarray(path.strengths), alphas, rtol=1e-12)
+    np.testing.assert_allclose(coef, ref.T, rtol=0, atol=1e-6)
+    assert bool(path.converged.all())
+    for a, w in zip(alphas, coef, strict=True):  # KKT (REFERENCE §3.9), gradient in NumPy
+        grad = -xc.T @ (yc - xc @ w) / len(y)
+        act = w != 0
+        np.testing.assert_allclose(grad[act] + a * np.sign(w[act]), 0, atol=1e-9 * alphas[0])
+        assert np.all(np.abs(grad[~act]) <= a + 1e-9 * alphas[0])
+    np.testing.assert_allclose(
+        np.asarray(path.intercept), y.mean() - coef @ X.mean(0), rtol=0, atol=1e-10
+    )
+
+
+def test_compiled_fista_chunks_are_reused_on_the_second_call(x64, monkeypatch):
+    # force the compiled sub-solver (normally only for working sets > _HOST_MAX)
+    monkeypatch.setattr(_ws_host, "_HOST_MAX", 0)
+    X, y = _toeplitz(30, 60, seed=1)
+    kw = {"n_strengths": 20, "tol": 1e-12, "solver": "fista", "l1_ratio": 0.8}
+    first = jaxreg.regularization_path(X, y, **kw)
+    traces = _ws_host._TRACES[0]
+    second = jaxreg.regularization_path(X, y * 2.0, **kw)
+    assert _ws_host._TRACES[0] == traces  # same shapes and options: nothing traced again
+    monkeypatch.setattr(_ws_host, "_HOST_MAX", 1024)
+    for data, compiled in ((y, first), (y * 2.0, second)):  # NumPy FISTA: the same answer
+        host = jaxreg.regularization_path(X, data, **kw)
+        np.testing.assert_allclose(np.asarray(host.coef), np.asarray(compiled.coef), atol=1e-10)
+
+
+def test_eager_path_float32_and_explicit_strengths():
+    X, y = _toeplitz(30, 50, seed=2)
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)
+    alphas = np.array([0.5, 0.1, 0.02], np.float32)
+    path = jaxreg.regularization_path(X32, y32, strengths=alphas, solver="fista")
+    assert path.coef.dtype == jnp.float32 and path.intercept.dtype == jnp.float32
+    assert bool(path.converged.all())
+    xc, yc = X - X.mean(0), y - y.mean()
+    _, ref, _ = lasso_path(xc, yc, alphas=alphas.astype(float), tol=1e-13, max_iter=10**7)
+    np.testing.assert_allclose(np.asarray(path.coef, float), ref.T, rtol=0, atol=1e-3)
