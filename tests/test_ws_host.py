@@ -96,3 +96,17 @@ def test_eager_path_float32_and_explicit_strengths():
     xc, yc = X - X.mean(0), y - y.mean()
     _, ref, _ = lasso_path(xc, yc, alphas=alphas.astype(float), tol=1e-13, max_iter=10**7)
     np.testing.assert_allclose(np.asarray(path.coef, float), ref.T, rtol=0, atol=1e-3)
+
+
+def test_accelerator_backend_keeps_the_traced_program(x64, monkeypatch):
+    # On a GPU/TPU the eager call must not pull the problem onto the host driver.
+    X, y = _toeplitz(20, 32)
+    calls = []
+    real = _ws_host.lsq_path
+    monkeypatch.setattr(_ws_host, "lsq_path", lambda *a: calls.append(1) or real(*a))
+    host = jaxreg.regularization_path(X, y, n_strengths=5, tol=1e-12)
+    assert calls == [1]
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    device = jaxreg.regularization_path(X, y, n_strengths=5, tol=1e-12)
+    assert calls == [1]  # not called again
+    np.testing.assert_allclose(np.asarray(device.coef), np.asarray(host.coef), atol=1e-9)

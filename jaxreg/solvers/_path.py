@@ -515,7 +515,9 @@ def regularization_path(
     violators join), and FISTA runs in NumPy up to 1024 features (a compiled,
     padded loop above). Nothing is compiled for typical
     problems, so the first call costs about what later calls cost; the answers
-    agree with the traced program to the tolerance (tested to ``1e-10``).
+    agree with the traced program to the tolerance (tested to ``1e-10``). The
+    host driver serves the CPU backend; on a GPU or TPU every call runs the traced
+    program on the device.
     ``solver="full"`` (or ``working_set=False``) forms the whole Gram matrix
     once and solves every strength on it by :func:`jaxreg.proximal_gradient`
     with step ``1/λ_max(G)``. The logistic loss always takes the latter route,
@@ -567,7 +569,7 @@ def regularization_path(
       acceleration, restart: as in :func:`jaxreg.proximal_gradient`.
       working_set: least squares: ``False`` is ``solver="full"``.
       solver: least squares: ``"auto"`` (``"fista"`` on an eager sequential
-        call; under ``jit``/``vmap``, ``"full"`` when ``p <= n``, else
+        call on the CPU; under ``jit``/``vmap``, ``"full"`` when ``p <= n``, else
         ``"fista"``), ``"fista"`` (working sets, see above), ``"cd"`` or
         ``"full"``. ``"cd"`` uses the same working sets with cyclic coordinate
         descent as the sub-problem solver (rounds of 5 epochs, each followed by
@@ -685,7 +687,8 @@ def regularization_path(
     tol_req = _DEFAULT_TOL if tol is None else tol
     if solver == "auto":
         host = loss == "squared" and method == "sequential" and penalty == "l1"
-        if host and not is_sparse and c.is_concrete(X, y, strengths):
+        cpu = jax.default_backend() == "cpu"
+        if host and cpu and not is_sparse and c.is_concrete(X, y, strengths):
             solver = "fista"  # eager: the host-driven working sets, fastest at every shape
         else:  # traced, tall: the p×p Gram is cheap and FISTA on it is fast
             solver = "full" if X.shape[1] <= X.shape[0] else "fista"
@@ -744,9 +747,14 @@ def regularization_path(
 
 
 def _host_route(opts: _PathOptions) -> bool:
-    """Eager least-squares working-set paths run the host-driven driver (`_ws_host`)."""
+    """Eager least-squares working-set paths run the host-driven driver (`_ws_host`).
+
+    On the CPU backend only: on a GPU or TPU the traced program keeps the work (and
+    the data) on the device, the full-batch route the accelerator is for.
+    """
     return (
-        opts.loss == "squared"
+        jax.default_backend() == "cpu"
+        and opts.loss == "squared"
         and opts.solver == "fista"
         and opts.method == "sequential"
         and opts.penalty == "l1"
