@@ -14,6 +14,7 @@ from jaxreg import _checks, _dtypes
 from jaxreg import prox as prox_ops
 from jaxreg.solvers import _cd
 from jaxreg.solvers import _common as c
+from jaxreg.solvers import _newton
 from jaxreg.solvers import _proximal_gradient as _pg
 
 
@@ -396,6 +397,7 @@ class _PathOptions(NamedTuple):
     penalty: str = "l1"
     groups: Any = None  # None or (ids tuple, sizes tuple)
     sparse: bool = False
+    newton: bool = False  # logistic / multinomial L1 by proximal Newton (_newton.py)
 
 
 _SOLVERS = ("auto", "cd", "fista", "full")
@@ -666,6 +668,7 @@ def regularization_path(
     dtype = _dtypes.accumulation_dtype(_dtypes.promote(X.dtype, y.dtype, jnp.float32))
     floor = c.resolution(dtype)
     tol_req = _DEFAULT_TOL if tol is None else tol
+    solver_in = solver
     if solver == "auto":  # tall: the p×p Gram is cheap and FISTA on it is fast
         solver = "full" if X.shape[1] <= X.shape[0] else "fista"
     if not working_set:
@@ -684,6 +687,16 @@ def regularization_path(
         penalty=penalty,
         groups=group_key,
         sparse=is_sparse,
+        newton=(
+            loss != "squared"
+            and penalty == "l1"
+            and not is_sparse
+            and learning_rate is None
+            and solver_in == "auto"
+            and _newton.use_newton(
+                int(X.shape[1]), 1 if loss == "logistic" else len(n_classes), fit_intercept
+            )
+        ),
     )
     lr = jnp.asarray(1.0 if learning_rate is None else learning_rate).astype(dtype)
     result = _path_jit(
@@ -816,6 +829,17 @@ def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
             inner=opts.solver,
         )
         intercept = y_mean - coef @ x_mean
+        return nan_out(coef, intercept, iterations, converged, objective)
+    if opts.newton:  # logistic: proximal Newton on [X 1]
+        v0 = init["coef"][:, None]
+        if fit_intercept:
+            v0 = jnp.concatenate([v0, jnp.reshape(init["intercept"], (1, 1))])
+        vs, iterations, converged, objective = _newton.newton_path(
+            aug, y, strengths, tol * scale, max_iter, multinomial=False, r=l1_ratio,
+            fit=fit_intercept, x0=v0, method=opts.method,
+        )  # fmt: skip
+        coef = vs[:, :p, 0]
+        intercept = vs[:, p, 0] if fit_intercept else jnp.zeros(strengths.shape, dtype)
         return nan_out(coef, intercept, iterations, converged, objective)
     step = learning_rate if learning_rate is not None else 1 / lipschitz  # type: ignore[operator]
     prox = "l1" if l1_ratio == 1.0 else "elastic_net"
@@ -1032,6 +1056,31 @@ def _path_data(X, y, strengths, tol, max_iter, lr, *, opts):
     strengths_in = strengths
     strengths = jnp.where(bad_s, jnp.zeros_like(strengths), strengths)
     scale = jnp.where(jnp.isfinite(alpha_max) & (alpha_max > 0), alpha_max, 1.0)
+    num = strengths.shape[0]
+    row = bad | bad_s
+
+    def nan_rows(a):
+        return jnp.where(row.reshape((num,) + (1,) * (a.ndim - 1)), jnp.nan, a)
+
+    if opts.newton:  # multinomial L1 / elastic net: proximal Newton on [X 1]
+        v0 = init["coef"]
+        amat = X
+        if fit:
+            v0 = jnp.concatenate([v0, init["intercept"][None]])
+            amat = jnp.concatenate([X, ones[:, None]], axis=1)
+        vs, iterations, converged, objective = _newton.newton_path(
+            amat, y, strengths, tol * scale, max_iter, multinomial=True, r=r, fit=fit,
+            x0=v0, method=opts.method,
+        )  # fmt: skip
+        intercept = vs[:, p] if fit else jnp.zeros((num, y.shape[1]), dtype)
+        return PathResult(
+            strengths_in,
+            nan_rows(vs[:, :p]),
+            nan_rows(intercept),
+            iterations,
+            converged & ~row,
+            nan_rows(objective),
+        )
     step = lr if opts.fixed_step else 1 / lip
     res = _solve_each(
         strengths,
@@ -1050,18 +1099,12 @@ def _path_data(X, y, strengths, tol, max_iter, lr, *, opts):
         groups=opts.groups,
     )
     coef = res.params["coef"]
-    num = strengths.shape[0]
     if loss == "squared":
         intercept = y_mean - coef @ x_mean
     elif fit:
         intercept = res.params["intercept"]
     else:
         intercept = jnp.zeros((num, *init["coef"].shape[1:]), dtype)
-    row = bad | bad_s
-
-    def nan_rows(a):
-        return jnp.where(row.reshape((num,) + (1,) * (a.ndim - 1)), jnp.nan, a)
-
     return PathResult(
         strengths_in,
         nan_rows(coef),
