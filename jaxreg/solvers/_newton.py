@@ -23,6 +23,7 @@ _POLISH_EVERY = 16  # inner FISTA steps between two polish attempts
 _INNER_MAX = 2000  # inner FISTA steps per Newton step
 _LAZY = 0.25  # keep the Hessian while each step cuts the KKT error at least this much
 _ARMIJO = 1e-4
+_SHIFT = 0.1
 _BACKTRACKS = 30
 
 
@@ -50,7 +51,7 @@ def _polish(hess: jax.Array, c: jax.Array, lam: jax.Array, x: jax.Array) -> jax.
 
 def _quad_solve(hess, lip, c, lam, x, tol):
     """Restarted FISTA (step ``1/lip``) on ``½xᵀHx − cᵀx + Σλ|x|`` with a polish every
-    ``_POLISH_EVERY`` steps (first of all at ``x``), until the KKT error is ``<= tol``."""
+    ``_POLISH_EVERY`` steps, until the KKT error is ``<= tol``."""
     eta = 1 / lip
 
     def error(z):
@@ -87,12 +88,8 @@ def _quad_solve(hess, lip, c, lam, x, tol):
         t = jnp.where(better, jnp.ones_like(t), t)
         return x, y, t, jnp.where(better, ep, err), k
 
-    xp = _polish(hess, c, lam, x)
-    e0, ep = error(x), error(xp)
-    better = ep < e0
-    x = jnp.where(better, xp, x)
     one = jnp.ones((), x.dtype)
-    init = (x, x, one, jnp.where(better, ep, e0), jnp.zeros((), jnp.int32))
+    init = (x, x, one, error(x), jnp.zeros((), jnp.int32))
     x, _, _, _, _ = jax.lax.while_loop(cond, body, init)
     return x
 
@@ -154,9 +151,13 @@ def newton_path(A, Y, strengths, tol_abs, max_iter, *, multinomial, r, fit, x0, 
             s = jax.nn.sigmoid(z[:, 0])
             h = (A * (s * (1 - s))[:, None]).T @ A / n
         h = h + jnp.diag(alpha * (1 - r) * omega)
-        # damping: the multinomial Hessian is singular along (shift all classes)
-        damp = 1e-10 * jnp.maximum(jnp.max(jnp.diag(h)), tiny)
-        h = h + damp * jnp.eye(d, dtype=dtype)
+        scale = jnp.maximum(jnp.max(jnp.diag(h)), tiny)
+        if multinomial:
+            # the loss is flat along a shift of all classes of one row (W_j + c·1ᵀ):
+            # curvature there is borrowed from the data (the penalty then decides)
+            shift = jnp.kron(jnp.eye(q, dtype=dtype), jnp.ones((kk, kk), dtype) / kk)
+            h = h + _SHIFT * scale * shift
+        h = h + 1e-10 * scale * jnp.eye(d, dtype=dtype)
         return h, _max_eig(h)
 
     vg = jax.value_and_grad(smooth)
@@ -194,9 +195,10 @@ def newton_path(A, Y, strengths, tol_abs, max_iter, *, multinomial, r, fit, x0, 
                 xn = x + t * dx
                 return t, objective(xn, alpha), xn, m + 1
 
-            one = jnp.ones((), dtype)
+            two = jnp.full((), 2, dtype)  # the first pass of the loop tries t = 1
+            inf = jnp.full((), jnp.inf, dtype)
             t, _, xn, m = jax.lax.while_loop(
-                ls_cond, ls_body, (one, objective(xh, alpha), xh, jnp.zeros((), jnp.int32))
+                ls_cond, ls_body, (two, inf, x, jnp.full((), -1, jnp.int32))
             )
             ok = m < _BACKTRACKS
             xn = jnp.where(ok, xn, x)
@@ -213,7 +215,7 @@ def newton_path(A, Y, strengths, tol_abs, max_iter, *, multinomial, r, fit, x0, 
         return x, hess, lip, refresh, (x, k, err <= tol_abs, objective(x, alpha))
 
     x0 = x0.reshape(-1).astype(dtype)
-    h0, l0 = hessian(x0, strengths[0])
+    h0, l0 = jnp.zeros((d, d), dtype), jnp.ones((), dtype)  # computed at the first step
     yes = jnp.ones((), bool)
     if method == "sequential":
 
@@ -222,7 +224,7 @@ def newton_path(A, Y, strengths, tol_abs, max_iter, *, multinomial, r, fit, x0, 
             x, hess, lip, refresh, out = solve(alpha, x, hess, lip, refresh)
             return (x, hess, lip, refresh), out
 
-        _, (xs, ks, ok, obj) = jax.lax.scan(step, (x0, h0, l0, ~yes), strengths)
+        _, (xs, ks, ok, obj) = jax.lax.scan(step, (x0, h0, l0, yes), strengths)
     else:
         xs, ks, ok, obj = jax.vmap(lambda a: solve(a, x0, h0, l0, yes)[-1])(strengths)
     return xs.reshape(-1, q, kk), ks, ok, obj
