@@ -189,6 +189,30 @@ def pick(name, make, ladder, ref):
     return tol, run, first, err
 
 
+def contenders(case, X, y, loss, fit):
+    """``{name: (key, applies, make(tol), tolerance ladder)}`` for one case."""
+    ladder = [1e-4, 1e-6, 1e-8, 1e-10, 1e-12]
+    jx_ladder = [1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12]
+    binary = loss == "logistic"
+    return {
+        "sklearn liblinear": (
+            "liblinear", case == "bc",
+            lambda t: sk_runner(X, y, loss, fit, t, "liblinear"), ladder),
+        "sklearn saga (warm_start)": (
+            "saga", True, lambda t: sk_runner(X, y, loss, fit, t, "saga"), ladder),
+        "celer celer_path": (
+            "celer", case == "bc", lambda t: celer_runner(X, y, loss, fit, t), ladder),
+        "skglm ProxNewton.path": (
+            "skglm", binary, lambda t: skglm_runner(X, y, loss, fit, t), ladder),
+        "jaxreg sequential": (
+            "jaxreg", True, lambda t: jx_runner(X, y, loss, fit, t, "sequential"),
+            jx_ladder),
+        "jaxreg vmap": (
+            "jaxreg-vmap", True, lambda t: jx_runner(X, y, loss, fit, t, "vmap"),
+            jx_ladder),
+    }  # fmt: skip
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", default="bc,digits")
@@ -221,26 +245,7 @@ def main():
                     f"max|Δ|={err:.1e} ({time.perf_counter() - t0:.1f}s)",
                     flush=True,
                 )
-        ladder = [1e-4, 1e-6, 1e-8, 1e-10, 1e-12]
-        jx_ladder = [1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12]
-        binary = loss == "logistic"
-        all_c = {
-            "sklearn liblinear": (
-                "liblinear", case == "bc",
-                lambda t: sk_runner(X, y, loss, fit, t, "liblinear"), ladder),
-            "sklearn saga (warm_start)": (
-                "saga", True, lambda t: sk_runner(X, y, loss, fit, t, "saga"), ladder),
-            "celer celer_path": (
-                "celer", case == "bc", lambda t: celer_runner(X, y, loss, fit, t), ladder),
-            "skglm ProxNewton.path": (
-                "skglm", binary, lambda t: skglm_runner(X, y, loss, fit, t), ladder),
-            "jaxreg sequential": (
-                "jaxreg", True, lambda t: jx_runner(X, y, loss, fit, t, "sequential"),
-                jx_ladder),
-            "jaxreg vmap": (
-                "jaxreg-vmap", True, lambda t: jx_runner(X, y, loss, fit, t, "vmap"),
-                jx_ladder),
-        }  # fmt: skip
+        all_c = contenders(case, X, y, loss, fit)
         chosen = {}
         for cname, (key, applies, make, lad) in all_c.items():
             if key in wanted and applies:

@@ -83,7 +83,9 @@ def test_logistic_newton_agrees_with_proximal_gradient_route(x64):
     newton = jaxreg.regularization_path(X_SMALL, Y_SMALL, **kw)
     fista = jaxreg.regularization_path(X_SMALL, Y_SMALL, solver="full", **kw)
     np.testing.assert_allclose(np.asarray(newton.coef), np.asarray(fista.coef), atol=1e-7)
-    np.testing.assert_allclose(np.asarray(newton.objective), np.asarray(fista.objective), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(newton.objective), np.asarray(fista.objective), rtol=1e-12
+    )
 
 
 def test_logistic_float32_converges_quietly():

@@ -186,7 +186,7 @@ def newton_path(A, Y, strengths, tol_abs, max_iter, *, multinomial, r, fit, x0, 
             slack = 10 * tiny * jnp.maximum(jnp.abs(fx), 1)
 
             def ls_cond(cr):
-                t, fn, xn, m = cr
+                t, fn, _, m = cr
                 return (fn > fx + _ARMIJO * t * delta + slack) & (m < _BACKTRACKS)
 
             def ls_body(cr):

@@ -12,9 +12,8 @@ from jax.experimental import sparse as jsparse
 
 from jaxreg import _checks, _dtypes
 from jaxreg import prox as prox_ops
-from jaxreg.solvers import _cd
+from jaxreg.solvers import _cd, _newton
 from jaxreg.solvers import _common as c
-from jaxreg.solvers import _newton
 from jaxreg.solvers import _proximal_gradient as _pg
 
 
