@@ -193,10 +193,8 @@ def pick(name, make, ladder, ref):
     return tol, run, first, err
 
 
-def contenders(case, X, y, loss, fit):
+def contenders(case, X, y, loss, fit, ladder, jx_ladder):
     """``{name: (key, applies, make(tol), tolerance ladder)}`` for one case."""
-    ladder = [1e-4, 1e-6, 1e-8, 1e-10, 1e-12]
-    jx_ladder = [1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12]
     binary = loss == "logistic"
     return {
         "sklearn liblinear": (
@@ -228,7 +226,11 @@ def main():
         "--check", default="10,25,40", help="grid indices cross-checked (saga converges there)"
     )
     parser.add_argument("--no-cold", action="store_true")
+    parser.add_argument("--ladder", default="1e-4,1e-6,1e-8,1e-10,1e-12", help="peers' tols")
+    parser.add_argument("--jx-ladder", default="1e-6,1e-7,1e-8,1e-9,1e-10,1e-11,1e-12")
     args = parser.parse_args()
+    sk_ladder = [float(t) for t in args.ladder.split(",")]
+    jx_ladder = [float(t) for t in args.jx_ladder.split(",")]
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"jax {jax.__version__}, {time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}"
@@ -251,7 +253,7 @@ def main():
                     f"max|Δ|={err:.1e} ({time.perf_counter() - t0:.1f}s)",
                     flush=True,
                 )
-        all_c = contenders(case, X, y, loss, fit)
+        all_c = contenders(case, X, y, loss, fit, sk_ladder, jx_ladder)
         chosen = {}
         for cname, (key, applies, make, lad) in all_c.items():
             if key in wanted and applies:

@@ -401,29 +401,44 @@ class _PathOptions(NamedTuple):
 
 _SOLVERS = ("auto", "cd", "fista", "full")
 _DEFAULT_TOL = 1e-9
+_ADAPTIVE = True
 
 
 def _solve_each(
-    strengths, init, data, step, tol_abs, max_iter, opts, dtype, *, fun, prox, mask, **prox_opts
+    strengths,
+    init,
+    data,
+    step,
+    tol_abs,
+    max_iter,
+    opts,
+    dtype,
+    *,
+    fun,
+    prox,
+    mask,
+    adaptive=False,
+    **prox_opts,
 ):
-    """One fixed-step proximal-gradient solve per strength, warm-started in sequence or
-    vmapped (``opts.method``); ``prox_opts``: ``l1_ratio``, ``group_axis``, ``groups``."""
+    """One proximal-gradient solve per strength, warm-started in sequence or vmapped
+    (``opts.method``): fixed step ``step``, or (``adaptive``) a line search that starts
+    from ``step`` and may grow it; ``prox_opts``: ``l1_ratio``, ``group_axis``, ``groups``."""
     pg_opts = _pg._Options(
         fun=fun,
         prox=prox,
         mask=_pg._mask_key(mask),
-        fixed_step=True,
+        fixed_step=not adaptive,
         acceleration=opts.acceleration,
         restart=opts.restart,
         max_backtracks=30,
         implicit_diff=False,
         **prox_opts,
     )
-    no_init_step = jnp.asarray(-1.0, dtype)
+    init_step = jnp.asarray(step if adaptive else -1.0, dtype)
 
     def solve_one(alpha, x0):
         strs = jax.tree.map(lambda _: alpha, x0)
-        res, _ = _pg._solve(x0, data, strs, step, tol_abs, max_iter, no_init_step, opts=pg_opts)
+        res, _ = _pg._solve(x0, data, strs, step, tol_abs, max_iter, init_step, opts=pg_opts)
         return res.params, res
 
     if opts.method == "sequential":
@@ -1096,6 +1111,10 @@ def _path_data(X, y, strengths, tol, max_iter, lr, *, opts):
         l1_ratio=r,
         group_axis=0,  # (p, K) multinomial coefficients: a feature's row is a group
         groups=opts.groups,
+        adaptive=_ADAPTIVE
+        and loss == "multinomial"
+        and prox != "group_lasso"
+        and not opts.fixed_step,
     )
     coef = res.params["coef"]
     if loss == "squared":
