@@ -30,7 +30,7 @@ class PathResult(NamedTuple):
         up to a constant per row), zeros when ``fit_intercept=False``.
       iterations: solver iterations per strength, shape ``(K,)`` (FISTA steps;
         polishing steps are not counted, so a warm start that the polish
-        solves at once reports 0).
+        solves at once reports 0; proximal Newton steps on the logistic route).
       converged: per strength, shape ``(K,)``.
       objective: the objective per strength (scikit-learn's normalization), ``(K,)``.
     """
@@ -501,7 +501,23 @@ def regularization_path(
     Gram matrix) by :func:`jaxreg.proximal_gradient`'s iteration, warm-started
     along the path, with step ``1/L``, ``L`` a power-iteration estimate (× 1.05)
     of ``λ_max`` of the loss's curvature bound (``X_cᵀX_c/n``; ``AᵀA/(4n)``;
-    ``AᵀA/(2n)`` for the multinomial loss, Böhning's bound; ``A = [X 1]``).
+    ``AᵀA/(2n)`` for the multinomial loss, Böhning's bound; ``A = [X 1]``). For
+    the multinomial L1 / elastic-net path that step only starts a backtracking
+    line search (sufficient decrease of the quadratic model) that grows the step
+    by 1.1× after each accepted one: the local curvature is often far below
+    Böhning's bound (7.7× fewer iterations on scikit-learn's digits).
+
+    Logistic L1 / elastic-net path (``loss="logistic"``, ``solver="auto"``, no
+    ``learning_rate``, ``p + 1 <= 1024``): proximal Newton (Lee, Sun & Saunders
+    2014; the method of glmnet, newGLMNET and skglm's ``ProxNewton``). Each step
+    forms the Hessian ``Aᵀdiag(s(1−s))A/n`` (``s`` the fitted probabilities),
+    solves the penalized quadratic model by restarted FISTA with an active-set
+    polish (the exact minimizer for the current support and signs), and
+    backtracks on the true objective (Armijo). The Hessian is kept while the
+    steps it gives cut the KKT error at least 4× (it is recomputed otherwise), so
+    along a warm-started path most steps cost one gradient. Each strength stops
+    when the minimum-norm subgradient's sup-norm (the KKT error) is
+    ``<= tol·α_max``. ``solver="full"`` takes the proximal-gradient route instead.
 
     Default grid (as scikit-learn): ``n_strengths`` values log-spaced from ``α_max``
     down to ``eps·α_max``, where ``α_max`` is the smallest strength with an all-zero
@@ -523,8 +539,9 @@ def regularization_path(
     padded to static sizes ``16·2^i``, so everything stays jittable.
     ``solver="full"`` (or ``working_set=False``) forms the whole Gram matrix
     once and solves every strength on it by :func:`jaxreg.proximal_gradient`
-    with step ``1/λ_max(G)``. The logistic loss always takes the latter route,
-    on the data, with step ``4n/λ_max([X 1]ᵀ[X 1])``. Each strength stops on its
+    with step ``1/λ_max(G)``. The logistic loss takes proximal Newton (below)
+    or, with ``solver="full"``, a ``learning_rate`` or more than 1023 features,
+    the latter route on the data, with step ``4n/λ_max([X 1]ᵀ[X 1])``. Each strength stops on its
     own when the gradient mapping's sup-norm (over all features) is
     ``<= tol·α_max`` (scale-free in ``y``).
 
@@ -578,6 +595,7 @@ def regularization_path(
         loops (one loop step per coordinate), slower than ``"fista"`` on a CPU
         today; ``iterations`` then counts epochs. Group lasso, multinomial and
         sparse ``X`` take only ``"auto"`` / ``"full"`` (the data route above).
+        Logistic: ``"auto"`` is proximal Newton, ``"full"`` proximal gradient.
       penalty: ``"l1"`` (L1 / elastic net by ``l1_ratio``) or ``"group_lasso"``.
       groups: the feature groups of ``penalty="group_lasso"`` (see above).
 
@@ -620,7 +638,9 @@ def regularization_path(
 
     References:
       Friedman, Hastie & Tibshirani, *Regularization paths for generalized linear
-      models via coordinate descent*, 2010; Yuan & Lin, *Model selection and
+      models via coordinate descent*, 2010; Lee, Sun & Saunders, *Proximal
+      Newton-type methods for minimizing composite functions*, SIAM J. Optim.,
+      2014; Yuan & Lin, *Model selection and
       estimation in regression with grouped variables*, JRSS B, 2006; Böhning,
       *Multinomial logistic regression algorithm*, AISM, 1992; Tibshirani et al., *Strong rules for
       discarding predictors in lasso-type problems*, JRSS B, 2012; scikit-learn
