@@ -6,7 +6,8 @@ Cases (features standardized with ``StandardScaler``, as users do):
   only form every peer solves identically (celer's ``pb="logreg"`` fits no
   intercept; liblinear penalizes its intercept). Objective: mean log-loss +
   ``α‖w‖₁``; scikit-learn's ``C = 1/(α·n)``, celer's ``alpha = α·n`` (celer sums the
-  log-loss), skglm's ``Logistic`` datafit is the mean (``alpha = α``), labels ±1.
+  log-loss), skglm (``AndersonCD().path``; its ``ProxNewton`` has no ``path``) with the
+  ``Logistic`` datafit is the mean (``alpha = α``), labels ±1.
 - ``bci``: the same with an (unpenalized) intercept: sklearn saga, skglm, jaxreg.
 - ``digits``: (v) digits (1797×64, 10 classes) multinomial L1 path with intercept:
   scikit-learn saga and jaxreg (skglm has no multinomial datafit, celer's
@@ -123,13 +124,13 @@ def celer_runner(X, y, loss, fit, tol):
 def skglm_runner(X, y, loss, fit, tol):
     from skglm.datafits import Logistic
     from skglm.penalties import L1
-    from skglm.solvers import ProxNewton
+    from skglm.solvers import AndersonCD
 
     al = alphas_of(X, y, loss, fit)
     ys = 2.0 * y - 1
 
     def run():
-        solver = ProxNewton(tol=tol, fit_intercept=fit, max_iter=1000)
+        solver = AndersonCD(tol=tol, fit_intercept=fit, max_iter=1000, max_epochs=10**6)
         coefs = np.asarray(solver.path(X, ys, Logistic(), L1(1.0), alphas=al)[1]).T
         return coefs[:, : X.shape[1]]
 
@@ -204,7 +205,7 @@ def contenders(case, X, y, loss, fit, ladder, jx_ladder):
             "saga", True, lambda t: sk_runner(X, y, loss, fit, t, "saga"), ladder),
         "celer celer_path": (
             "celer", case == "bc", lambda t: celer_runner(X, y, loss, fit, t), ladder),
-        "skglm ProxNewton.path": (
+        "skglm AndersonCD.path": (
             "skglm", binary, lambda t: skglm_runner(X, y, loss, fit, t), ladder),
         "jaxreg sequential": (
             "jaxreg", True, lambda t: jx_runner(X, y, loss, fit, t, "sequential"),
