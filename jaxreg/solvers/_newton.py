@@ -205,8 +205,8 @@ def newton_path(A, Y, strengths, tol_abs, max_iter, *, multinomial, r, fit, x0, 
             fn, gn = vg(xn, alpha)
             en = _min_norm_subgrad(xn, gn, lam)
             # a step that does not cut the error well enough asks for a fresh Hessian;
-            # no progress with a fresh one: stop (rounding)
-            stuck = fresh & ~(en < err)
+            # no decrease of the objective with a fresh one: stop (rounding)
+            stuck = fresh & ~ok
             refresh = ~(en <= _LAZY * err) | (t < 1)
             return xn, fn, gn, hess, lip, en, k + 1, refresh, stuck
 

@@ -507,9 +507,9 @@ def regularization_path(
     by 1.1× after each accepted one: the local curvature is often far below
     Böhning's bound (7.7× fewer iterations on scikit-learn's digits).
 
-    Logistic L1 / elastic-net path (``loss="logistic"``, ``solver="auto"``, no
-    ``learning_rate``, ``p + 1 <= 1024``): proximal Newton (Lee, Sun & Saunders
-    2014; the method of glmnet, newGLMNET and skglm's ``ProxNewton``). Each step
+    Logistic L1 / elastic-net path (``loss="logistic"``, ``solver="auto"``,
+    ``method="sequential"``, no ``learning_rate``, ``p + 1 <= 1024``): proximal
+    Newton (Lee, Sun & Saunders 2014; the method of glmnet, newGLMNET and skglm's ``ProxNewton``). Each step
     forms the Hessian ``Aᵀdiag(s(1−s))A/n`` (``s`` the fitted probabilities),
     solves the penalized quadratic model by restarted FISTA with an active-set
     polish (the exact minimizer for the current support and signs), and
@@ -540,8 +540,9 @@ def regularization_path(
     ``solver="full"`` (or ``working_set=False``) forms the whole Gram matrix
     once and solves every strength on it by :func:`jaxreg.proximal_gradient`
     with step ``1/λ_max(G)``. The logistic loss takes proximal Newton (below)
-    or, with ``solver="full"``, a ``learning_rate`` or more than 1023 features,
-    the latter route on the data, with step ``4n/λ_max([X 1]ᵀ[X 1])``. Each strength stops on its
+    or, with ``solver="full"``, a ``learning_rate``, more than 1023 features or
+    ``method="vmap"``, the latter route on the data, with step
+    ``4n/λ_max([X 1]ᵀ[X 1])``. Each strength stops on its
     own when the gradient mapping's sup-norm (over all features) is
     ``<= tol·α_max`` (scale-free in ``y``).
 
@@ -727,6 +728,7 @@ def regularization_path(
             and not is_sparse
             and learning_rate is None
             and solver_in == "auto"
+            and method == "sequential"  # from zero (vmap) the Newton steps can stall
             and _newton.use_newton(
                 int(X.shape[1]), 1 if loss == "logistic" else len(n_classes), fit_intercept
             )
