@@ -509,7 +509,8 @@ def regularization_path(
 
     Logistic L1 / elastic-net path (``loss="logistic"``, ``solver="auto"``,
     ``method="sequential"``, no ``learning_rate``, ``p + 1 <= 1024``): proximal
-    Newton (Lee, Sun & Saunders 2014; the method of glmnet, newGLMNET and skglm's ``ProxNewton``). Each step
+    Newton (Lee, Sun & Saunders 2014; the method of glmnet, newGLMNET and
+    skglm's ``ProxNewton``). Each step
     forms the Hessian ``Aᵀdiag(s(1−s))A/n`` (``s`` the fitted probabilities),
     solves the penalized quadratic model by restarted FISTA with an active-set
     polish (the exact minimizer for the current support and signs), and
