@@ -231,6 +231,10 @@ def newton_path(A, Y, strengths, tol_abs, max_iter, *, multinomial, r, fit, x0, 
 
 
 def use_newton(p: int, k: int, fit: bool) -> bool:
+    """Whether the path takes this route: the logistic loss only for now. The
+    multinomial branch above works but is off: on digits (K = 10) its 650×650
+    Hessian refreshes and inner solves were slower than the adaptive-step FISTA
+    route (benchmarks/README.md, issue 15 rows iv and v)."""
     return k == 1 and (p + int(fit)) * k <= NEWTON_MAX_DIM
 
 
