@@ -12,7 +12,7 @@ from jax.experimental import sparse as jsparse
 
 from jaxreg import _checks, _dtypes
 from jaxreg import prox as prox_ops
-from jaxreg.solvers import _cd, _ws_host
+from jaxreg.solvers import _cd, _newton, _ws_host
 from jaxreg.solvers import _common as c
 from jaxreg.solvers import _proximal_gradient as _pg
 
@@ -30,7 +30,7 @@ class PathResult(NamedTuple):
         up to a constant per row), zeros when ``fit_intercept=False``.
       iterations: solver iterations per strength, shape ``(K,)`` (FISTA steps;
         polishing steps are not counted, so a warm start that the polish
-        solves at once reports 0).
+        solves at once reports 0; proximal Newton steps on the logistic route).
       converged: per strength, shape ``(K,)``.
       objective: the objective per strength (scikit-learn's normalization), ``(K,)``.
     """
@@ -396,33 +396,49 @@ class _PathOptions(NamedTuple):
     penalty: str = "l1"
     groups: Any = None  # None or (ids tuple, sizes tuple)
     sparse: bool = False
+    newton: bool = False  # logistic L1 / elastic net by proximal Newton (_newton.py)
 
 
 _SOLVERS = ("auto", "cd", "fista", "full")
 _DEFAULT_TOL = 1e-9
+_ADAPTIVE = True
 
 
 def _solve_each(
-    strengths, init, data, step, tol_abs, max_iter, opts, dtype, *, fun, prox, mask, **prox_opts
+    strengths,
+    init,
+    data,
+    step,
+    tol_abs,
+    max_iter,
+    opts,
+    dtype,
+    *,
+    fun,
+    prox,
+    mask,
+    adaptive=False,
+    **prox_opts,
 ):
-    """One fixed-step proximal-gradient solve per strength, warm-started in sequence or
-    vmapped (``opts.method``); ``prox_opts``: ``l1_ratio``, ``group_axis``, ``groups``."""
+    """One proximal-gradient solve per strength, warm-started in sequence or vmapped
+    (``opts.method``): fixed step ``step``, or (``adaptive``) a line search that starts
+    from ``step`` and may grow it; ``prox_opts``: ``l1_ratio``, ``group_axis``, ``groups``."""
     pg_opts = _pg._Options(
         fun=fun,
         prox=prox,
         mask=_pg._mask_key(mask),
-        fixed_step=True,
+        fixed_step=not adaptive,
         acceleration=opts.acceleration,
         restart=opts.restart,
         max_backtracks=30,
         implicit_diff=False,
         **prox_opts,
     )
-    no_init_step = jnp.asarray(-1.0, dtype)
+    init_step = jnp.asarray(step if adaptive else -1.0, dtype)
 
     def solve_one(alpha, x0):
         strs = jax.tree.map(lambda _: alpha, x0)
-        res, _ = _pg._solve(x0, data, strs, step, tol_abs, max_iter, no_init_step, opts=pg_opts)
+        res, _ = _pg._solve(x0, data, strs, step, tol_abs, max_iter, init_step, opts=pg_opts)
         return res.params, res
 
     if opts.method == "sequential":
@@ -485,7 +501,24 @@ def regularization_path(
     Gram matrix) by :func:`jaxreg.proximal_gradient`'s iteration, warm-started
     along the path, with step ``1/L``, ``L`` a power-iteration estimate (× 1.05)
     of ``λ_max`` of the loss's curvature bound (``X_cᵀX_c/n``; ``AᵀA/(4n)``;
-    ``AᵀA/(2n)`` for the multinomial loss, Böhning's bound; ``A = [X 1]``).
+    ``AᵀA/(2n)`` for the multinomial loss, Böhning's bound; ``A = [X 1]``). For
+    the multinomial L1 / elastic-net path that step only starts a backtracking
+    line search (sufficient decrease of the quadratic model) that grows the step
+    by 1.1× after each accepted one: the local curvature is often far below
+    Böhning's bound (7.7× fewer iterations on scikit-learn's digits).
+
+    Logistic L1 / elastic-net path (``loss="logistic"``, ``solver="auto"``,
+    ``method="sequential"``, no ``learning_rate``, ``p + 1 <= 1024``): proximal
+    Newton (Lee, Sun & Saunders 2014; the method of glmnet, newGLMNET and
+    skglm's ``ProxNewton``). Each step
+    forms the Hessian ``Aᵀdiag(s(1−s))A/n`` (``s`` the fitted probabilities),
+    solves the penalized quadratic model by restarted FISTA with an active-set
+    polish (the exact minimizer for the current support and signs), and
+    backtracks on the true objective (Armijo). The Hessian is kept while the
+    steps it gives cut the KKT error at least 4× (it is recomputed otherwise), so
+    along a warm-started path most steps cost one gradient. Each strength stops
+    when the minimum-norm subgradient's sup-norm (the KKT error) is
+    ``<= tol·α_max``. ``solver="full"`` takes the proximal-gradient route instead.
 
     Default grid (as scikit-learn): ``n_strengths`` values log-spaced from ``α_max``
     down to ``eps·α_max``, where ``α_max`` is the smallest strength with an all-zero
@@ -520,8 +553,10 @@ def regularization_path(
     program on the device.
     ``solver="full"`` (or ``working_set=False``) forms the whole Gram matrix
     once and solves every strength on it by :func:`jaxreg.proximal_gradient`
-    with step ``1/λ_max(G)``. The logistic loss always takes the latter route,
-    on the data, with step ``4n/λ_max([X 1]ᵀ[X 1])``. Each strength stops on its
+    with step ``1/λ_max(G)``. The logistic loss takes proximal Newton (below)
+    or, with ``solver="full"``, a ``learning_rate``, more than 1023 features or
+    ``method="vmap"``, the latter route on the data, with step
+    ``4n/λ_max([X 1]ᵀ[X 1])``. Each strength stops on its
     own when the gradient mapping's sup-norm (over all features) is
     ``<= tol·α_max`` (scale-free in ``y``).
 
@@ -579,6 +614,7 @@ def regularization_path(
         loops (one loop step per coordinate), slower than ``"fista"`` on a CPU
         today; ``iterations`` then counts epochs. Group lasso, multinomial and
         sparse ``X`` take only ``"auto"`` / ``"full"`` (the data route above).
+        Logistic: ``"auto"`` is proximal Newton, ``"full"`` proximal gradient.
       penalty: ``"l1"`` (L1 / elastic net by ``l1_ratio``) or ``"group_lasso"``.
       groups: the feature groups of ``penalty="group_lasso"`` (see above).
 
@@ -622,9 +658,10 @@ def regularization_path(
     References:
       Friedman, Hastie & Tibshirani, *Regularization paths for generalized linear
       models via coordinate descent*, 2010; Lee, Battle, Raina & Ng, *Efficient
-      sparse coding algorithms*, NeurIPS 2007 (feature-sign search); Yuan & Lin,
-      *Model selection and estimation in regression with grouped variables*,
-      JRSS B, 2006; Böhning,
+      sparse coding algorithms*, NeurIPS 2007 (feature-sign search); Lee, Sun &
+      Saunders, *Proximal Newton-type methods for minimizing composite functions*,
+      SIAM J. Optim., 2014; Yuan & Lin, *Model selection and estimation in
+      regression with grouped variables*, JRSS B, 2006; Böhning,
       *Multinomial logistic regression algorithm*, AISM, 1992; Tibshirani et al., *Strong rules for
       discarding predictors in lasso-type problems*, JRSS B, 2012; scikit-learn
       ``lasso_path``.
@@ -685,6 +722,7 @@ def regularization_path(
     dtype = _dtypes.accumulation_dtype(_dtypes.promote(X.dtype, y.dtype, jnp.float32))
     floor = c.resolution(dtype)
     tol_req = _DEFAULT_TOL if tol is None else tol
+    solver_in = solver
     if solver == "auto":
         host = loss == "squared" and method == "sequential" and penalty == "l1"
         cpu = jax.default_backend() == "cpu"
@@ -708,6 +746,16 @@ def regularization_path(
         penalty=penalty,
         groups=group_key,
         sparse=is_sparse,
+        newton=(
+            loss != "squared"
+            and penalty == "l1"
+            and not is_sparse
+            and learning_rate is None
+            and solver_in == "auto"
+            and method == "sequential"  # from zero (vmap) the Newton steps can stall
+            and loss == "logistic"
+            and _newton.use_newton(int(X.shape[1]), fit_intercept)
+        ),
     )
     lr = jnp.asarray(1.0 if learning_rate is None else learning_rate).astype(dtype)
     args = (
@@ -859,6 +907,17 @@ def _path_impl(X, y, strengths, tol, max_iter, lr, *, opts):
             inner=opts.solver,
         )
         intercept = y_mean - coef @ x_mean
+        return nan_out(coef, intercept, iterations, converged, objective)
+    if opts.newton:  # logistic: proximal Newton on [X 1]
+        v0 = init["coef"][:, None]
+        if fit_intercept:
+            v0 = jnp.concatenate([v0, jnp.reshape(init["intercept"], (1, 1))])
+        vs, iterations, converged, objective = _newton.newton_path(
+            aug, y, strengths, tol * scale, max_iter, r=l1_ratio,
+            fit=fit_intercept, x0=v0, method=opts.method,
+        )  # fmt: skip
+        coef = vs[:, :p, 0]
+        intercept = vs[:, p, 0] if fit_intercept else jnp.zeros(strengths.shape, dtype)
         return nan_out(coef, intercept, iterations, converged, objective)
     step = learning_rate if learning_rate is not None else 1 / lipschitz  # type: ignore[operator]
     prox = "l1" if l1_ratio == 1.0 else "elastic_net"
@@ -1075,6 +1134,12 @@ def _path_data(X, y, strengths, tol, max_iter, lr, *, opts):
     strengths_in = strengths
     strengths = jnp.where(bad_s, jnp.zeros_like(strengths), strengths)
     scale = jnp.where(jnp.isfinite(alpha_max) & (alpha_max > 0), alpha_max, 1.0)
+    num = strengths.shape[0]
+    row = bad | bad_s
+
+    def nan_rows(a):
+        return jnp.where(row.reshape((num,) + (1,) * (a.ndim - 1)), jnp.nan, a)
+
     step = lr if opts.fixed_step else 1 / lip
     res = _solve_each(
         strengths,
@@ -1091,20 +1156,18 @@ def _path_data(X, y, strengths, tol, max_iter, lr, *, opts):
         l1_ratio=r,
         group_axis=0,  # (p, K) multinomial coefficients: a feature's row is a group
         groups=opts.groups,
+        adaptive=_ADAPTIVE
+        and loss == "multinomial"
+        and prox != "group_lasso"
+        and not opts.fixed_step,
     )
     coef = res.params["coef"]
-    num = strengths.shape[0]
     if loss == "squared":
         intercept = y_mean - coef @ x_mean
     elif fit:
         intercept = res.params["intercept"]
     else:
         intercept = jnp.zeros((num, *init["coef"].shape[1:]), dtype)
-    row = bad | bad_s
-
-    def nan_rows(a):
-        return jnp.where(row.reshape((num,) + (1,) * (a.ndim - 1)), jnp.nan, a)
-
     return PathResult(
         strengths_in,
         nan_rows(coef),
