@@ -124,12 +124,13 @@ print(time.perf_counter() - t0)
 """
 
 
-def cold_time(X, y, kw):
+def cold_time(X, y, kw, template=COLD):
+    """Seconds of the first ``regularization_path(X, y, **kw)`` in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "data.npz")
         np.savez(path, X=X, y=y)
         out = subprocess.run(
-            [sys.executable, "-c", COLD.format(path=path, kw=kw)],
+            [sys.executable, "-c", template.format(path=path, kw=kw)],
             capture_output=True,
             text=True,
             check=True,
@@ -138,18 +139,39 @@ def cold_time(X, y, kw):
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def pick(name, make, ladder, ref):
-    """Loosest tolerance within TARGET: (tol, runner, first-call seconds, max|Δ|)."""
+def pick(name, make, ladder, ref, post=np.asarray, slow=float("inf")):
+    """Loosest tolerance within TARGET (or the first whose call takes over ``slow``
+    seconds): (tol, runner, first-call seconds, max|Δ|); ``post`` maps a result to the
+    coefficients compared with ``ref``."""
     for tol in ladder:
         run = make(tol)
         t0 = time.perf_counter()
-        coef = np.asarray(run())
+        coef = post(run())
         first = time.perf_counter() - t0
         err = float(np.abs(coef - ref).max())
         print(f"  {name}: tol={tol:g} max|Δ|={err:.1e} first call {first:.2f}s", flush=True)
-        if err <= TARGET:
+        if err <= TARGET or first > slow:
             return tol, run, first, err
     return tol, run, first, err
+
+
+def warm_times(chosen, reps):
+    """``{name: [seconds]}``: every chosen runner once per round, ``reps`` rounds."""
+    times = {c: [] for c in chosen}
+    for _ in range(reps):  # interleaved
+        for cname, (_, _, run, _, _) in chosen.items():
+            t0 = time.perf_counter()
+            run()
+            times[cname].append(time.perf_counter() - t0)
+    return times
+
+
+def print_table(rows):
+    print()
+    print("| case | solver | tol | max abs diff | warm median (s) | cold first call (s) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for case, cname, tol, err, warm, cold in rows:
+        print(f"| {case} | {cname} | {tol:g} | {err:.1e} | {warm:.3f} | {cold:.2f} |")
 
 
 def main():
@@ -201,12 +223,7 @@ def main():
                     key,
                     *pick(cname, lambda t, m=make, X=X, y=y: m(X, y, t), ladder, ref),
                 )
-        times = {c: [] for c in chosen}
-        for _ in range(args.reps):  # interleaved
-            for cname, (_, _, run, _, _) in chosen.items():
-                t0 = time.perf_counter()
-                run()
-                times[cname].append(time.perf_counter() - t0)
+        times = warm_times(chosen, args.reps)
         for cname, (key, tol, _, first, err) in chosen.items():
             cold = first
             if cname.startswith("jaxreg") and not args.no_cold:
@@ -215,11 +232,7 @@ def main():
                 cold = cold_time(X, y, jx_kwargs(tol, solver, method))
             rows.append((case, cname, tol, err, float(np.median(times[cname])), cold))
             print(rows[-1], flush=True)
-    print()
-    print("| case | solver | tol | max abs diff | warm median (s) | cold first call (s) |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for case, cname, tol, err, warm, cold in rows:
-        print(f"| {case} | {cname} | {tol:g} | {err:.1e} | {warm:.3f} | {cold:.2f} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
-import sys
-import tempfile
 import time
 import warnings
 
@@ -50,6 +47,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_peers import cold_time, pick, print_table, warm_times  # noqa: E402
 from sklearn.datasets import load_breast_cancer, load_digits  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -166,34 +164,6 @@ print(time.perf_counter() - t0)
 """
 
 
-def cold_time(X, y, kw):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "data.npz")
-        np.savez(path, X=X, y=y)
-        out = subprocess.run(
-            [sys.executable, "-c", COLD.format(path=path, kw=kw)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        )
-    return float(out.stdout.strip().splitlines()[-1])
-
-
-def pick(name, make, ladder, ref):
-    """Loosest tolerance within TARGET: (tol, runner, first-call seconds, max|Δ|)."""
-    for tol in ladder:
-        run = make(tol)
-        t0 = time.perf_counter()
-        coef = centred(run())
-        first = time.perf_counter() - t0
-        err = float(np.abs(coef - ref).max())
-        print(f"  {name}: tol={tol:g} max|Δ|={err:.1e} first call {first:.2f}s", flush=True)
-        if err <= TARGET or first > SLOW:
-            return tol, run, first, err
-    return tol, run, first, err
-
-
 def contenders(case, X, y, loss, fit, ladder, jx_ladder):
     """``{name: (key, applies, make(tol), tolerance ladder)}`` for one case."""
     binary = loss == "logistic"
@@ -258,25 +228,16 @@ def main():
         chosen = {}
         for cname, (key, applies, make, lad) in all_c.items():
             if key in wanted and applies:
-                chosen[cname] = (key, *pick(cname, make, lad, ref))
-        times = {c: [] for c in chosen}
-        for _ in range(args.reps):  # interleaved
-            for cname, (_, _, run, _, _) in chosen.items():
-                t0 = time.perf_counter()
-                run()
-                times[cname].append(time.perf_counter() - t0)
+                chosen[cname] = (key, *pick(cname, make, lad, ref, post=centred, slow=SLOW))
+        times = warm_times(chosen, args.reps)
         for cname, (key, tol, _, first, err) in chosen.items():
             cold = first
             if key.startswith("jaxreg") and not args.no_cold:
                 method = "vmap" if key == "jaxreg-vmap" else "sequential"
-                cold = cold_time(X, y, jx_kwargs(loss, fit, tol, method))
+                cold = cold_time(X, y, jx_kwargs(loss, fit, tol, method), template=COLD)
             rows.append((case, cname, tol, err, float(np.median(times[cname])), cold))
             print(rows[-1], f"load {os.getloadavg()[0]:.1f}", flush=True)
-    print()
-    print("| case | solver | tol | max abs diff | warm median (s) | cold first call (s) |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for case, cname, tol, err, warm, cold in rows:
-        print(f"| {case} | {cname} | {tol:g} | {err:.1e} | {warm:.3f} | {cold:.2f} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":
