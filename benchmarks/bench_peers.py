@@ -215,6 +215,8 @@ def main():
                 "auto", lambda X, y, t: jx_runner(X, y, t, "auto", "sequential"), jx_ladder),
             "jaxreg fista vmap": (
                 "fista-vmap", lambda X, y, t: jx_runner(X, y, t, "fista", "vmap"), jx_ladder),
+            "jaxreg default (auto) vmap": (
+                "auto-vmap", lambda X, y, t: jx_runner(X, y, t, "auto", "vmap"), jx_ladder),
         }  # fmt: skip
         chosen = {}
         for cname, (key, make, ladder) in all_c.items():

@@ -712,8 +712,10 @@ def regularization_path(
         yy = np.asarray(y)
         if not np.all((yy == 0) | (yy == 1)):
             raise ValueError('`y` must hold 0/1 labels for loss="logistic".')
+    X_host = None
     if not is_sparse:
         c.warn_float64_downcast("X", X)
+        X_host = X if isinstance(X, np.ndarray) else None  # the host route reads it as is
         X = jnp.asarray(X)
     c.warn_float64_downcast("y", y)
     if loss == "multinomial":
@@ -767,6 +769,8 @@ def regularization_path(
         lr,
     )
     if _host_route(opts) and c.is_concrete(args):
+        if X_host is not None and X_host.dtype == dtype:  # no round trip through JAX
+            args = (X_host, *args[1:])
         result = PathResult(*map(jnp.asarray, _ws_host.lsq_path(*args, opts)))
     else:
         result = _path_jit(*args, opts=opts)

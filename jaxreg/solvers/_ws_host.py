@@ -21,6 +21,7 @@ under ``jit`` or ``vmap`` (tracers) keep the traced program.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -226,18 +227,23 @@ def lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
 
     Same problem, grid, tolerance and outputs as the traced route of
     ``_path._path_impl``: returns ``(strengths, coef, intercept, iterations,
-    converged, objective)`` as NumPy arrays. The host's BLAS/LAPACK calls (Gram
-    blocks, Cholesky factors of at most a few hundred rows) run on one thread when
-    ``threadpoolctl`` is installed: threads gain nothing at these sizes, and on a
-    busy machine OpenBLAS's threads waiting for one another made them 10-30×
-    slower (measured on the 2-core container, load 4).
+    converged, objective)`` as NumPy arrays. The setup's large products (``X_cᵀy``,
+    the whole Gram matrix of a tall design) use every BLAS thread; the path's small
+    BLAS/LAPACK calls (Gram blocks, Cholesky factors of at most a few hundred rows)
+    run on one thread when ``threadpoolctl`` is installed: threads gain nothing at
+    these sizes, and on a busy machine OpenBLAS's threads waiting for one another
+    made them 10-30× slower (measured on the 2-core container, load 4).
     """
+    return _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts)
+
+
+def _one_blas_thread() -> Any:
+    """A context in which BLAS/LAPACK run on one thread (if ``threadpoolctl`` is here)."""
     if threadpoolctl is None:
-        return _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts)
+        return contextlib.nullcontext()
     if not _CONTROLLER:  # finding the loaded BLAS libraries costs milliseconds: once
         _CONTROLLER.append(threadpoolctl.ThreadpoolController())
-    with _CONTROLLER[0].limit(limits=1, user_api="blas"):
-        return _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts)
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
@@ -252,7 +258,10 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
         x_mean, y_mean = np.zeros(p, dtype), np.zeros((), dtype)
     yc = y - y_mean
     const = yc @ yc / (2 * n)
-    xt = np.ascontiguousarray((X - x_mean).T)
+    xc = X - x_mean if opts.fit_intercept else X
+    tall = n >= p and p <= _FULL_GRAM_MAX
+    # wide designs read X_c by feature (row-major X_cᵀ); tall ones only form its Gram
+    xt = xc.T if tall else np.ascontiguousarray(xc.T)
     b = xt @ yc / n
     alpha_max = np.max(np.abs(b)) / max(r, 1e-300) if r else np.inf
     if strengths is None:
@@ -270,7 +279,7 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     xw = np.zeros((min(p, 4 * _BLOCK), n), dtype)  # X_cᵀ[idx] in its first rows
     # tall designs (n >= p): the whole Gram matrix costs about what the correlation
     # products of a few strengths cost, and then each KKT check is O(p·|W|)
-    full = xt @ xt.T / n if n >= p and p <= _FULL_GRAM_MAX else None
+    full = xt @ xc / n if tall else None
     member = np.zeros(p, bool)
     gram = np.zeros((0, 0), dtype)
     lip = 1.0
@@ -283,41 +292,44 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     ok = np.zeros(num, bool)
     obj = np.zeros(num, dtype)
     alpha_prev = strengths[0]
-    for i, alpha in enumerate(strengths):
-        want = np.abs(c) >= r * (2 * alpha - alpha_prev)
-        k = 0
-        while True:
-            new = want & ~member
-            if new.any():
+    with _one_blas_thread():
+        for i, alpha in enumerate(strengths):
+            want = np.abs(c) >= r * (2 * alpha - alpha_prev)
+            k = 0
+            while True:
+                new = want & ~member
+                if new.any():
+                    if full is None:
+                        idx, gbuf, xw, gram = _grow(xt, idx, gbuf, xw, member, new, np.abs(c))
+                    else:
+                        idx = np.concatenate([idx, _select(member, new, np.abs(c))])
+                        gram = full[np.ix_(idx, idx)]
+                    grown = idx.size - x.size
+                    x = np.concatenate([x, np.zeros(grown, dtype)])
+                    vec = np.concatenate([vec, np.ones(grown, dtype)])
+                    lip, vec = _max_eigenvalue(gram, vec)
+                eta = fixed if fixed is not None else 1 / lip
+                x, dk = _solve_ws(
+                    gram, b[idx], alpha, x, eta, tol_abs, max_iter - k, r, cap,
+                    opts.acceleration, opts.restart,
+                )  # fmt: skip
+                k += dk
                 if full is None:
-                    idx, gbuf, xw, gram = _grow(xt, idx, gbuf, xw, member, new, np.abs(c))
+                    c = b - xt @ (x @ xw[: idx.size]) / n  # two products with X_c: O(np)
                 else:
-                    idx = np.concatenate([idx, _select(member, new, np.abs(c))])
-                    gram = full[np.ix_(idx, idx)]
-                grown = idx.size - x.size
-                x = np.concatenate([x, np.zeros(grown, dtype)])
-                vec = np.concatenate([vec, np.ones(grown, dtype)])
-                lip, vec = _max_eigenvalue(gram, vec)
-            eta = fixed if fixed is not None else 1 / lip
-            x, dk = _solve_ws(
-                gram, b[idx], alpha, x, eta, tol_abs, max_iter - k, r, cap,
-                opts.acceleration, opts.restart,
-            )  # fmt: skip
-            k += dk
-            if full is None:
-                c = b - xt @ (x @ xw[: idx.size]) / n  # two products with X_c: O(np)
-            else:
-                c = b - x @ full[idx]
-            want = (np.abs(c) > alpha * r) & ~member  # KKT on all features
-            if not want.any() or k >= max_iter:
-                break
-        w = np.zeros(p, dtype)
-        w[idx] = x
-        coef[i], iters[i] = w, k
-        ok[i] = _kkt(w, c, alpha, fixed if fixed is not None else 1 / lip, r) <= tol_abs
-        pen = r * np.sum(np.abs(w)) + (1 - r) / 2 * (w @ w)
-        obj[i] = const - 0.5 * (w @ (b + c)) + alpha * pen
-        alpha_prev = alpha
+                    w_full = np.zeros(p, dtype)
+                    w_full[idx] = x
+                    c = b - full @ w_full  # G symmetric: no copy of the rows G[idx]
+                want = (np.abs(c) > alpha * r) & ~member  # KKT on all features
+                if not want.any() or k >= max_iter:
+                    break
+            w = np.zeros(p, dtype)
+            w[idx] = x
+            coef[i], iters[i] = w, k
+            ok[i] = _kkt(w, c, alpha, fixed if fixed is not None else 1 / lip, r) <= tol_abs
+            pen = r * np.sum(np.abs(w)) + (1 - r) / 2 * (w @ w)
+            obj[i] = const - 0.5 * (w @ (b + c)) + alpha * pen
+            alpha_prev = alpha
     intercept = (y_mean - coef @ x_mean).astype(dtype)
     return strengths, coef, intercept, iters, ok, obj
 
