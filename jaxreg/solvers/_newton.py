@@ -23,6 +23,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxreg import prox
+from jaxreg.solvers import _common
+
 NEWTON_MAX_DIM = 1024  # largest p + fit_intercept whose Hessian is formed densely
 _POLISH_EVERY = 16  # inner FISTA steps between two polish attempts
 _INNER_MAX = 2000  # inner FISTA steps per Newton step
@@ -35,10 +38,6 @@ def _min_norm_subgrad(x: jax.Array, g: jax.Array, lam: jax.Array) -> jax.Array:
     """Sup-norm of the minimum-norm subgradient of ``f + Σ λ_i|x_i|`` (the KKT error)."""
     on = jnp.where(x != 0, jnp.abs(g + lam * jnp.sign(x)), jnp.maximum(jnp.abs(g) - lam, 0))
     return jnp.max(on, initial=0.0)
-
-
-def _shrink(v: jax.Array, t: jax.Array) -> jax.Array:
-    return jnp.sign(v) * jnp.maximum(jnp.abs(v) - t, 0)
 
 
 def _polish(hess: jax.Array, c: jax.Array, lam: jax.Array, x: jax.Array) -> jax.Array:
@@ -67,7 +66,7 @@ def _quad_solve(hess, lip, c, lam, x, tol):
 
         def body(s):
             x, y, t, k = s
-            x_new = _shrink(y - eta * (hess @ y - c), eta * lam)
+            x_new = prox.soft_threshold(y - eta * (hess @ y - c), eta * lam)
             dx = x_new - x
             reset = jnp.vdot(x_new - y, dx) < 0  # gradient restart
             t = jnp.where(reset, jnp.ones_like(t), t)
@@ -99,19 +98,9 @@ def _quad_solve(hess, lip, c, lam, x, tol):
 
 
 def _max_eig(hess: jax.Array) -> jax.Array:
-    d = hess.shape[0]
-    if d <= 64:
-        lip = jnp.linalg.eigvalsh(hess)[-1]
-    else:
-        start = jnp.ones((d,), hess.dtype) / jnp.sqrt(d)
-
-        def body(_, v):
-            nxt = hess @ v
-            return nxt / jnp.maximum(jnp.linalg.norm(nxt), jnp.finfo(hess.dtype).tiny)
-
-        vec = jax.lax.fori_loop(0, 50, body, start)
-        lip = 1.05 * jnp.vdot(vec, hess @ vec)
-        lip = jnp.maximum(lip, jnp.max(jnp.diag(hess)))
+    """``λ_max`` of the Hessian (:func:`~jaxreg.solvers._common.max_eigenvalue`), at
+    least its largest diagonal entry, and 1 for a zero Hessian."""
+    lip = jnp.maximum(_common.max_eigenvalue(hess), jnp.max(jnp.diag(hess)))
     return jnp.where(lip > 0, lip, jnp.ones_like(lip))
 
 
