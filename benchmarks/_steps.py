@@ -37,6 +37,40 @@ def leafwise(fn: Callable) -> optax.GradientTransformation:
     )
 
 
+def ftrl_formula(
+    lr: float, lam: float, *, use_sqrt: bool = True, barrier: bool = True
+) -> optax.GradientTransformation:
+    """FTRL's per-leaf formula (l1 = l2 = ``lam``, lr_power = -0.5, accumulators from 0.1)
+    as a bare transform: with ``barrier``, ``n'`` shared by ``z`` and ``quad`` behind an
+    optimization barrier (jaxreg.ftrl before issue 13); ``use_sqrt=False`` drops the
+    square roots (a diagnostic)."""
+
+    def power(x):
+        return jnp.sqrt(x) if use_sqrt else x
+
+    def init(params):
+        return (
+            jax.tree.map(lambda x: jnp.full_like(x, 0.1), params),
+            jax.tree.map(jnp.zeros_like, params),
+        )
+
+    def leaf(g, n, z, p):
+        n_new = n + g * g
+        z_new = z + g - (power(n_new) - power(n)) / lr * p
+        n_q = jax.lax.optimization_barrier(n_new) if barrier else n_new
+        quad = power(n_q) / lr + 2 * lam
+        w = -jnp.sign(z_new) * jnp.maximum(jnp.abs(z_new) - lam, 0) / quad
+        return w - p, n_new, z_new
+
+    def update(g, state, params=None):
+        out = jax.tree.map(leaf, g, state[0], state[1], params)
+        is_triple = lambda x: isinstance(x, tuple)  # noqa: E731
+        parts = [jax.tree.map(lambda t, i=i: t[i], out, is_leaf=is_triple) for i in range(3)]
+        return parts[0], (parts[1], parts[2])
+
+    return optax.GradientTransformation(init, update)
+
+
 def donated_step(tx: optax.GradientTransformation) -> Callable:
     """The jitted step ``(params, state, grads) -> (params, state)``, params and state donated."""
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _steps import bench_steps, leafwise
+from _steps import bench_steps, ftrl_formula, leafwise
 
 import jaxreg
 
@@ -102,35 +102,6 @@ def _materialize_only(u, p):
     return v * jnp.maximum(1 - LR * LAM / safe, 0) - p
 
 
-def _ftrl_diag(use_sqrt: bool, barrier: bool):
-    """FTRL's per-leaf formula (l1 = l2 = LAM, lr_power = -0.5) as a bare transform."""
-
-    def power(x):
-        return jnp.sqrt(x) if use_sqrt else x
-
-    def init(params):
-        return (
-            jax.tree.map(lambda x: jnp.full_like(x, 0.1), params),
-            jax.tree.map(jnp.zeros_like, params),
-        )
-
-    def leaf(g, n, z, p):
-        n_new = n + g * g
-        z_new = z + g - (power(n_new) - power(n)) / LR * p
-        n_q = jax.lax.optimization_barrier(n_new) if barrier else n_new
-        quad = power(n_q) / LR + 2 * LAM
-        w = -jnp.sign(z_new) * jnp.maximum(jnp.abs(z_new) - LAM, 0) / quad
-        return w - p, n_new, z_new
-
-    def update(g, state, params=None):
-        out = jax.tree.map(leaf, g, state[0], state[1], params)
-        is_triple = lambda x: isinstance(x, tuple)  # noqa: E731
-        parts = [jax.tree.map(lambda t, i=i: t[i], out, is_leaf=is_triple) for i in range(3)]
-        return parts[0], (parts[1], parts[2])
-
-    return optax.GradientTransformation(init, update)
-
-
 def bench_group(cases, rounds: int, steps: int) -> None:
     txs = {
         "optax.adam": optax.adam(LR),
@@ -150,8 +121,8 @@ def bench_ftrl(cases, rounds: int, steps: int) -> None:
     txs = {
         "optax.adam": optax.adam(LR),
         "jaxreg.ftrl(l1, l2)": jaxreg.ftrl(LR, l1=LAM, l2=LAM),
-        "ftrl formula, no barrier (diag.)": _ftrl_diag(True, False),
-        "ftrl formula, no sqrt (diag.)": _ftrl_diag(False, True),
+        "ftrl formula, no barrier (diag.)": ftrl_formula(LR, LAM, use_sqrt=True, barrier=False),
+        "ftrl formula, no sqrt (diag.)": ftrl_formula(LR, LAM, use_sqrt=False, barrier=True),
     }
     print("\n### ftrl")
     for n, leaves in cases:

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _steps import bench_steps, donated_step, leafwise, tree
+from _steps import bench_steps, donated_step, ftrl_formula, leafwise, tree
 
 import jaxreg
 
@@ -44,32 +44,6 @@ def _group_before(u, p):
     level = jnp.float32(LR * LAM) * jnp.sqrt(jnp.float32(x.shape[0]))
     scale = jnp.where(norm == 0, jnp.zeros_like(norm), jnp.maximum(1 - level / safe, 0))
     return x * scale - p
-
-
-def _ftrl_before():
-    """The previous `jaxreg.ftrl(LR, l1=LAM, l2=LAM)` per-leaf formula."""
-
-    def init(params):
-        return (
-            jax.tree.map(lambda x: jnp.full_like(x, 0.1), params),
-            jax.tree.map(jnp.zeros_like, params),
-        )
-
-    def leaf(g, n, z, p):
-        n_new = n + g * g
-        z_new = z + g - (jnp.sqrt(n_new) - jnp.sqrt(n)) / LR * p
-        n_sep = jax.lax.optimization_barrier(n_new)
-        quad = jnp.sqrt(n_sep) / LR + 2 * (LAM + 0.0 / (2 * LR))
-        w = -(jnp.sign(z_new) * jnp.maximum(jnp.abs(z_new) - LAM, 0)) / quad
-        return w - p, n_new, z_new
-
-    def update(g, state, params=None):
-        out = jax.tree.map(leaf, g, state[0], state[1], params)
-        is_t = lambda x: isinstance(x, tuple)  # noqa: E731
-        parts = [jax.tree.map(lambda t, i=i: t[i], out, is_leaf=is_t) for i in range(3)]
-        return parts[0], (parts[1], parts[2])
-
-    return optax.GradientTransformation(init, update)
 
 
 def bench_compile(n_leaves, reps):
@@ -88,7 +62,7 @@ def bench_compile(n_leaves, reps):
         ),
         "adam + group lasso (before)": optax.chain(optax.adam(LR), leafwise(_group_before)),
         "jaxreg.ftrl (after)": jaxreg.ftrl(LR, l1=LAM, l2=LAM),
-        "ftrl (before)": _ftrl_before(),
+        "ftrl (before)": ftrl_formula(LR, LAM),
     }
     times = {k: [] for k in txs}
     names = list(txs)
@@ -148,7 +122,7 @@ def main():
             txs = {
                 "optax.adam": optax.adam(LR),
                 "jaxreg.ftrl (after)": jaxreg.ftrl(LR, l1=LAM, l2=LAM),
-                "ftrl (before)": _ftrl_before(),
+                "ftrl (before)": ftrl_formula(LR, LAM),
             }
             bench_steps(txs, n, leaves, args.rounds, args.steps)
 
