@@ -157,15 +157,7 @@ def train_case(name, rounds):
         ("flat kernels apart", kernel_labels),
     ):
         layout = jaxreg.FlatLayout(params, labels=labels)
-        ftx = jaxreg.flat(make(), layout)
-
-        def flat_step(fp, s, batch, layout=layout, ftx=ftx):
-            g = jax.grad(lambda q: loss_fn(layout.unflatten(q), batch))(fp)
-            u, s = ftx.update(g, s, fp)
-            return optax.apply_updates(fp, u), s
-
-        fp = layout.flatten(params)
-        variants.append(bt.Variant(lname, flat_step, fp, ftx.init(fp), batch))
+        variants.append(bf.flat_variant(lname, layout, make(), loss_fn, params, batch))
     copies = {v.name: v.compiled.as_text().count(" copy(") for v in variants}
     bt.interleave(variants, rounds)
     n = sum(x.size for x in jax.tree.leaves(params))

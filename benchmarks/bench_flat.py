@@ -226,6 +226,19 @@ def model(name: str):
     return params, blocks_loss, (x, jax.random.normal(ky, (batch, seq, d)))
 
 
+def flat_variant(name, layout, tx, loss_fn, params, batch):
+    """The flat training step (grad through ``layout.unflatten``, ``jaxreg.flat(tx)``)."""
+    ftx = jaxreg.flat(tx, layout)
+
+    def flat_step(fp, s, batch):
+        g = jax.grad(lambda q: loss_fn(layout.unflatten(q), batch))(fp)
+        u, s = ftx.update(g, s, fp)
+        return optax.apply_updates(fp, u), s
+
+    fp = layout.flatten(params)
+    return bt.Variant(name, flat_step, fp, ftx.init(fp), batch)
+
+
 def train_case(name: str, rounds: int) -> dict:
     params, loss_fn, batch = model(name)
     tx_make = OPTIMIZERS["regularized(adam, l1, wd, mask)"]
@@ -239,15 +252,7 @@ def train_case(name: str, rounds: int) -> dict:
     variants = [bt.Variant("per-leaf", per_leaf, params, tx.init(params), batch)]
     for lname, labels in (("flat", None), ("flat labels=mask", kernels)):
         layout = jaxreg.FlatLayout(params, labels=labels)
-        ftx = jaxreg.flat(tx_make(kernels), layout)
-
-        def flat_step(fp, s, batch, layout=layout, ftx=ftx):
-            g = jax.grad(lambda q: loss_fn(layout.unflatten(q), batch))(fp)
-            u, s = ftx.update(g, s, fp)
-            return optax.apply_updates(fp, u), s
-
-        fp = layout.flatten(params)
-        variants.append(bt.Variant(lname, flat_step, fp, ftx.init(fp), batch))
+        variants.append(flat_variant(lname, layout, tx_make(kernels), loss_fn, params, batch))
     bt.interleave(variants, rounds)
     n = sum(x.size for x in jax.tree.leaves(params))
     rows = [
