@@ -11,9 +11,10 @@ scheme of glmnet, newGLMNET and skglm's ``ProxNewton``). The Hessian is reused
 while the steps it gives cut the KKT error fast enough ("lazy" Hessian, Doikov,
 Chayti & Jaggi 2023), so along a warm-started path most steps cost one gradient.
 
-The multinomial loss keeps the proximal-gradient route: a dense Newton step there
-(digits: a 650×650 Hessian, singular along a shift of all classes of one row)
-was slower than the adaptive-step FISTA route (benchmarks/README.md, issue 15).
+The multinomial loss has its own proximal Newton driver on working sets, run from
+the host (:mod:`._mn_host`); traced multinomial calls keep the proximal-gradient
+route (a dense Newton step on all 650 coefficients of digits, singular along a
+shift of all classes of one row, was slower than FISTA there).
 """
 
 from __future__ import annotations

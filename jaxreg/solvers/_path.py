@@ -12,7 +12,7 @@ from jax.experimental import sparse as jsparse
 
 from jaxreg import _checks, _dtypes
 from jaxreg import prox as prox_ops
-from jaxreg.solvers import _cd, _newton, _ws_host
+from jaxreg.solvers import _cd, _mn_host, _newton, _ws_host
 from jaxreg.solvers import _common as c
 from jaxreg.solvers import _proximal_gradient as _pg
 
@@ -505,7 +505,18 @@ def regularization_path(
     the multinomial L1 / elastic-net path that step only starts a backtracking
     line search (sufficient decrease of the quadratic model) that grows the step
     by 1.1× after each accepted one: the local curvature is often far below
-    Böhning's bound (7.7× fewer iterations on scikit-learn's digits).
+    Böhning's bound (7.7× fewer iterations on scikit-learn's digits). An eager
+    multinomial L1 / elastic-net call (concrete data, dense ``X``,
+    ``method="sequential"``, ``solver="auto"``, no ``learning_rate``, CPU
+    backend) runs proximal Newton from a host-side driver instead (in float64,
+    results in ``X``'s dtype): per strength, a working set (support, strong-rule
+    candidates, KKT violators), the Hessian
+    ``H_(jk),(lm) = Σ_i x_ij x_il (p_ik δ_km − p_ik p_im)/n`` on it with the
+    intercepts eliminated by their Schur complement, the quadratic model solved
+    by the active-set polish (FISTA as the fallback), an Armijo line search, the
+    Hessian kept while its steps cut the KKT error 4×; ``iterations`` counts
+    Newton steps and each strength stops when the minimum-norm subgradient is
+    ``<= tol·α_max`` (digits, 100 strengths: about 2 s, nothing compiled).
 
     Logistic L1 / elastic-net path (``loss="logistic"``, ``solver="auto"``,
     ``method="sequential"``, no ``learning_rate``, ``p + 1 <= 1024``): proximal
@@ -768,10 +779,15 @@ def regularization_path(
         jnp.asarray(min(max_iter, np.iinfo(np.int32).max), jnp.int32),
         lr,
     )
-    if _host_route(opts) and c.is_concrete(args):
+    mn_host = _mn_host_route(opts) and solver_in == "auto"
+    if (_host_route(opts) or mn_host) and c.is_concrete(args):
         if X_host is not None and X_host.dtype == dtype:  # no round trip through JAX
             args = (X_host, *args[1:])
-        result = PathResult(*map(jnp.asarray, _ws_host.lsq_path(*args, opts)))
+        if mn_host:
+            out = _mn_host.mn_path(*args[:5], opts)
+        else:
+            out = _ws_host.lsq_path(*args, opts)
+        result = PathResult(*map(jnp.asarray, out))
     else:
         result = _path_jit(*args, opts=opts)
     if c.is_concrete(result.converged):
@@ -810,6 +826,19 @@ def _host_route(opts: _PathOptions) -> bool:
         and opts.solver == "fista"
         and opts.method == "sequential"
         and opts.penalty == "l1"
+        and not opts.sparse
+    )
+
+
+def _mn_host_route(opts: _PathOptions) -> bool:
+    """Eager multinomial L1 / elastic-net paths run the host-driven proximal Newton
+    driver (`_mn_host`): sequential, dense, no fixed `learning_rate`, CPU backend."""
+    return (
+        jax.default_backend() == "cpu"
+        and opts.loss == "multinomial"
+        and opts.penalty == "l1"
+        and opts.method == "sequential"
+        and not opts.fixed_step
         and not opts.sparse
     )
 
