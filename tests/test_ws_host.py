@@ -110,3 +110,25 @@ def test_accelerator_backend_keeps_the_traced_program(x64, monkeypatch):
     device = jaxreg.regularization_path(X, y, n_strengths=5, tol=1e-12)
     assert calls == [1]  # not called again
     np.testing.assert_allclose(np.asarray(device.coef), np.asarray(host.coef), atol=1e-9)
+
+
+def test_vmapped_working_sets_never_pass_nan_as_converged(x64):
+    # wide and correlated: polishing on supports larger than n meets singular G_SS
+    # (Cholesky NaN). XLA:CPU's max reduction dropped those NaNs from the KKT error
+    # inside the vmapped loop, so NaN coefficients came back with converged=True.
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(60, 120))
+    X = z.copy()
+    for j in range(1, 120):
+        X[:, j] = 0.9 * X[:, j - 1] + np.sqrt(1 - 0.9**2) * z[:, j]
+    w = np.zeros(120)
+    w[rng.choice(120, 10, replace=False)] = rng.normal(size=10)
+    y = X @ w + 0.5 * rng.normal(size=60)
+    kw = {"tol": 1e-10, "n_strengths": 40, "max_iter": 100_000}
+    vm = jaxreg.regularization_path(jnp.asarray(X), jnp.asarray(y), method="vmap", **kw)
+    coef = np.asarray(vm.coef)
+    assert bool(vm.converged.all())
+    assert not np.isnan(coef).any()
+    xc, yc = X - X.mean(0), y - y.mean()
+    _, ref, _ = lasso_path(xc, yc, alphas=np.asarray(vm.strengths), tol=1e-14, max_iter=10**7)
+    np.testing.assert_allclose(coef, ref.T, rtol=0, atol=1e-7)

@@ -91,9 +91,23 @@ def tree_vdot(a: Any, b: Any, dtype: Any) -> jax.Array:
     return sum(terms, jnp.zeros((), dtype))
 
 
+def sup_norm(x: jax.Array) -> jax.Array:
+    """``max|x|`` (0 for an empty ``x``), NaN when ``x`` holds a NaN.
+
+    The NaN is propagated explicitly: XLA:CPU's vectorized max reduction can drop
+    it (seen inside a vmapped ``while_loop``: a half-NaN vector's sup-norm came out
+    0, so a NaN iterate passed a stopping test as converged).
+    """
+    top = jnp.max(jnp.abs(x), initial=0.0)
+    return jnp.where(jnp.any(jnp.isnan(x)), jnp.full_like(top, jnp.nan), top)
+
+
 def tree_max_abs(tree: Any, dtype: Any) -> jax.Array:
-    terms = [jnp.max(jnp.abs(x)).astype(dtype) for x in jax.tree.leaves(tree) if x.size]
-    return jnp.max(jnp.stack(terms)) if terms else jnp.zeros((), dtype)
+    terms = [sup_norm(x).astype(dtype) for x in jax.tree.leaves(tree) if x.size]
+    if not terms:
+        return jnp.zeros((), dtype)
+    stacked = jnp.stack(terms)
+    return jnp.where(jnp.any(jnp.isnan(stacked)), jnp.nan, jnp.max(stacked))
 
 
 def axpy(a: jax.Array, x: Any, y: Any) -> Any:

@@ -38,7 +38,7 @@ _BACKTRACKS = 30
 def _min_norm_subgrad(x: jax.Array, g: jax.Array, lam: jax.Array) -> jax.Array:
     """Sup-norm of the minimum-norm subgradient of ``f + Σ λ_i|x_i|`` (the KKT error)."""
     on = jnp.where(x != 0, jnp.abs(g + lam * jnp.sign(x)), jnp.maximum(jnp.abs(g) - lam, 0))
-    return jnp.max(on, initial=0.0)
+    return _common.sup_norm(on)
 
 
 def _polish(hess: jax.Array, c: jax.Array, lam: jax.Array, x: jax.Array) -> jax.Array:

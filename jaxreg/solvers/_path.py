@@ -15,6 +15,7 @@ from jaxreg import prox as prox_ops
 from jaxreg.solvers import _cd, _mn_host, _newton, _ws_host
 from jaxreg.solvers import _common as c
 from jaxreg.solvers import _proximal_gradient as _pg
+from jaxreg.solvers._common import sup_norm as _sup_norm
 
 
 class PathResult(NamedTuple):
@@ -52,7 +53,8 @@ _POLISH_EVERY = 32  # FISTA iterations between two active-set polishing attempts
 def _kkt_error(x: jax.Array, c: jax.Array, alpha: jax.Array, eta: jax.Array, r: Any) -> jax.Array:
     """Sup-norm of the gradient mapping ``|prox_{ηαP}(x + ηc) − x| / η``, ``c = −∇f(x)``."""
     step = prox_ops._elastic_net_shrink(x + eta * c, eta * alpha, r) - x
-    return jnp.max(jnp.abs(step), initial=0.0) / eta
+    bad = jnp.any(jnp.isnan(x)) | jnp.any(jnp.isnan(c))
+    return jnp.where(bad, jnp.nan, _sup_norm(step) / eta)
 
 
 def _quad_fista(gram, b, alpha, x, y, t, err, k, k_stop, eta, tol, r, acceleration, restart):
@@ -77,7 +79,7 @@ def _quad_fista(gram, b, alpha, x, y, t, err, k, k_stop, eta, tol, r, accelerati
         k, x, y, t, _, fx = s
         x_new = prox_ops._elastic_net_shrink(y - eta * (gram @ y - b), t_pen, r)
         diff = x_new - y
-        err = jnp.max(jnp.abs(diff), initial=0.0) / eta
+        err = _sup_norm(diff) / eta
         if not acceleration:
             return k + 1, x_new, x_new, t, err, fx
         dx = x_new - x
@@ -272,7 +274,8 @@ def _lsq_path_working_set(
     (2) the problem restricted to the working set is solved (:func:`_ws_solve`,
     sub-problem padded to a static size bucket); (3) KKT is checked on all
     features and violators join, until there are none. ``method="vmap"`` solves
-    all strengths at once on one shared working set grown from the violators.
+    all strengths at once on one shared working set grown from the violators
+    (all of them after each round: one block per round took minutes at p = 300).
     Returns ``(coef, iterations, converged, objective)``.
     """
     p = xt.shape[0]
@@ -366,7 +369,7 @@ def _lsq_path_working_set(
         viol = (jnp.abs(cs) > (strengths * r)[:, None]) & ~ws.member[None, :]
         viol = viol & (ks < max_iter)[:, None]
         ratio = jnp.abs(cs) / jnp.where(strengths > 0, strengths * r, 1)[:, None]
-        ws = grow(ws, jnp.any(viol, axis=0), jnp.max(ratio, axis=0), 1)
+        ws = grow(ws, jnp.any(viol, axis=0), jnp.max(ratio, axis=0), many)
         return ws, xs, cs, ks, jnp.any(viol)
 
     top = jnp.abs(b)
@@ -581,8 +584,8 @@ def regularization_path(
     ``jax.lax.scan``, each warm-started from the previous solution (fast on a
     CPU). ``method="vmap"``: all strengths at once with ``jax.vmap`` from zero
     (one batched program; suits an accelerator; with working sets, all strengths
-    share one working set, grown by a block of the worst KKT violators per
-    round).
+    share one working set, which every KKT violator of any strength joins after
+    each round, in blocks of 16).
 
     Compilation: eager calls run one compiled program cached on the static
     options (``loss``, ``l1_ratio``, ``n_strengths``, ``eps``, ``method``, ...)
