@@ -4,6 +4,7 @@ scikit-learn's enet_path / lasso_path and the KKT conditions (REFERENCE §3.7, �
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from sklearn.linear_model import enet_path, lasso_path
 
 import jaxreg
@@ -132,3 +133,54 @@ def test_vmapped_working_sets_never_pass_nan_as_converged(x64):
     xc, yc = X - X.mean(0), y - y.mean()
     _, ref, _ = lasso_path(xc, yc, alphas=np.asarray(vm.strengths), tol=1e-14, max_iter=10**7)
     np.testing.assert_allclose(coef, ref.T, rtol=0, atol=1e-7)
+
+
+def test_updated_cholesky_factor_solves_as_a_fresh_one():
+    # The polish's factor is updated along a path (rows appended, cut at the first
+    # feature that leaves, u/v reused for a repeated support): every solve must match
+    # a dense solve of (G_SS + shift·I) z = b_S − scale·signs, NumPy as the oracle.
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(60, 12))
+    A[:, 5] = A[:, 4] + 0.05 * rng.normal(size=60)  # a strongly correlated pair
+    gram, b = A.T @ A / 60, A.T @ rng.normal(size=60) / 60
+    factor = _ws_host._Factor(np.dtype(np.float64))
+    steps = [  # (support, scale, shift): grow, repeat, drop a middle feature, re-enter, ...
+        ([0, 3], 0.2, 0.0),
+        ([0, 3, 7], 0.2, 0.0),
+        ([0, 3, 7], 0.1, 0.0),  # same support and signs, new strength: z = u − scale·v
+        ([0, 2, 3, 7, 9], 0.1, 0.0),
+        ([0, 2, 7, 9], 0.1, 0.0),  # 3 leaves from the middle of the entry order
+        ([0, 2, 3, 4, 5, 7, 9], 0.05, 0.0),  # 3 re-enters with 4 and 5
+        ([0, 2, 3, 4, 5, 7, 9], 0.05, 0.0),  # repeated, signs flipped below
+        ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 0.01, 0.0),  # 0 (the first entered) leaves
+        ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 0.01, 0.03),  # elastic net: a new shift
+        ([2, 4, 5, 6], 0.02, 0.05),
+    ]
+    for i, (support, scale, shift) in enumerate(steps):
+        on = np.array(support)
+        signs = np.where(rng.random(on.size) < 0.5, -1.0, 1.0)
+        if i == 6:
+            signs = -signs
+        z = factor.solve(gram, b[on], signs, scale, on, shift)
+        mat = gram[np.ix_(on, on)] + shift * np.eye(on.size)
+        want = np.linalg.solve(mat, b[on] - scale * signs)
+        np.testing.assert_allclose(z, want, rtol=0, atol=1e-10 * np.abs(want).max())
+    singular = gram.copy()
+    singular[:, 8] = singular[8, :] = singular[:, 9] = singular[9, :] = 0.0  # not PD on 8, 9
+    fresh = _ws_host._Factor(np.dtype(np.float64))
+    assert fresh.solve(singular, b[[8, 9]], np.ones(2), 0.1, np.array([8, 9]), 0.0) is None
+    on = np.array([1, 2])  # usable again after a failure
+    z = fresh.solve(singular, b[on], np.ones(2), 0.1, on, 0.0)
+    want = np.linalg.solve(singular[np.ix_(on, on)], b[on] - 0.1)
+    np.testing.assert_allclose(z, want, rtol=0, atol=1e-12)
+
+
+def test_finite_data_check_sums_first_but_decides_entry_by_entry():
+    # the check sums X once; a sum that overflows (finite entries) or is inf − inf
+    # (non-finite ones) must still be decided entry by entry, without a NumPy warning
+    from jaxreg.solvers import _common
+
+    _common.check_finite_data("X", np.full((3, 2), 1e308))  # finite: accepted
+    for bad, count in (([np.inf, -np.inf, 1.0], 2), ([1e308, 1e308, np.nan], 1)):
+        with pytest.raises(ValueError, match=f"`X` must be finite: it holds {count} NaN"):
+            _common.check_finite_data("X", np.array(bad))

@@ -729,8 +729,11 @@ def regularization_path(
     X_host = None
     if not is_sparse:
         c.warn_float64_downcast("X", X)
-        X_host = X if isinstance(X, np.ndarray) else None  # the host route reads it as is
-        X = jnp.asarray(X)
+        if isinstance(X, np.ndarray):  # the host route reads it as is: no copy into JAX
+            X_host = X  # (a ShapeDtypeStruct carries its shape and JAX dtype until then)
+            X = jax.ShapeDtypeStruct(X.shape, jax.dtypes.canonicalize_dtype(X.dtype))
+        else:
+            X = jnp.asarray(X)
     c.warn_float64_downcast("y", y)
     if loss == "multinomial":
         y = _one_hot(y, n_classes, X.dtype)
@@ -774,8 +777,7 @@ def regularization_path(
         ),
     )
     lr = jnp.asarray(1.0 if learning_rate is None else learning_rate).astype(dtype)
-    args = (
-        X.astype(dtype),  # BCOO.astype casts its data
+    rest = (
         y.astype(dtype),
         None if strengths is None else jnp.asarray(strengths).astype(dtype),
         jnp.maximum(jnp.asarray(tol_req).astype(dtype), floor),
@@ -783,9 +785,16 @@ def regularization_path(
         lr,
     )
     mn_host = _mn_host_route(opts) and solver_in == "auto"
-    if (_host_route(opts) or mn_host) and c.is_concrete(args):
-        if X_host is not None and X_host.dtype == dtype:  # no round trip through JAX
-            args = (X_host, *args[1:])
+    host = (_host_route(opts) or mn_host) and c.is_concrete(X, rest)
+    x_arg: Any
+    if host and X_host is not None and X_host.dtype == dtype:  # no round trip through JAX
+        x_arg = X_host
+    elif X_host is not None:
+        x_arg = jnp.asarray(X_host, dtype)
+    else:
+        x_arg = X.astype(dtype)  # BCOO.astype casts its data
+    args = (x_arg, *rest)
+    if host:
         if mn_host:
             out = _mn_host.mn_path(*args[:5], opts)
         else:
