@@ -275,8 +275,7 @@ def _lsq_path_working_set(
     sub-problem padded to a static size bucket); (3) KKT is checked on all
     features and violators join, until there are none. ``method="vmap"`` solves
     all strengths at once on one shared working set grown from the violators
-    (the worst ones after each round, at most doubling it: one block per round
-    took minutes at p = 300, all violators at once a p×p matrix per strength).
+    (all of them after each round: one block per round took minutes at p = 300).
     Returns ``(coef, iterations, converged, objective)``.
     """
     p = xt.shape[0]
@@ -370,11 +369,7 @@ def _lsq_path_working_set(
         viol = (jnp.abs(cs) > (strengths * r)[:, None]) & ~ws.member[None, :]
         viol = viol & (ks < max_iter)[:, None]
         ratio = jnp.abs(cs) / jnp.where(strengths > 0, strengths * r, 1)[:, None]
-        # at most doubles per round: from zero nearly every feature violates at the
-        # small strengths, and a working set of all p features batches p×p polish
-        # matrices per strength (p = 5000: 60 GB); the worst violators join first
-        more = jnp.maximum(ws.size // block, 1)
-        ws = grow(ws, jnp.any(viol, axis=0), jnp.max(ratio, axis=0), more)
+        ws = grow(ws, jnp.any(viol, axis=0), jnp.max(ratio, axis=0), many)
         return ws, xs, cs, ks, jnp.any(viol)
 
     top = jnp.abs(b)
@@ -589,8 +584,8 @@ def regularization_path(
     ``jax.lax.scan``, each warm-started from the previous solution (fast on a
     CPU). ``method="vmap"``: all strengths at once with ``jax.vmap`` from zero
     (one batched program; suits an accelerator; with working sets, all strengths
-    share one working set, grown after each round by the worst KKT violators of
-    any strength, in blocks of 16, at most doubling it).
+    share one working set, which every KKT violator of any strength joins after
+    each round, in blocks of 16).
 
     Compilation: eager calls run one compiled program cached on the static
     options (``loss``, ``l1_ratio``, ``n_strengths``, ``eps``, ``method``, ...)
