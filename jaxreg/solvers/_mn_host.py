@@ -130,13 +130,7 @@ def _mn_path(X, Y, strengths, tol, max_iter, opts):
     else:
         b = np.zeros(K)
         corr = X.T @ (Y - 1.0 / K) / n
-    alpha_max = np.max(np.abs(corr)) / max(r, 1e-300) if r else np.inf
-    if strengths is None:
-        exponents = np.linspace(0.0, np.log10(opts.eps), opts.n_strengths, dtype=out_dtype)
-        strengths = (alpha_max * 10.0**exponents).astype(out_dtype)
-    strengths = np.asarray(strengths, out_dtype)
-    scale = alpha_max if np.isfinite(alpha_max) and alpha_max > 0 else 1.0
-    tol_abs = float(tol) * scale
+    strengths, tol_abs = _ws_host.grid(corr, strengths, tol, opts, out_dtype)
     max_iter = int(max_iter)
     XF = np.asfortranarray(X)
 

@@ -407,13 +407,7 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
     else:  # wide designs read X_c by feature (row-major X_cᵀ)
         xt = np.ascontiguousarray((X - x_mean if opts.fit_intercept else X).T)
         b = xt @ yc / n
-    alpha_max = np.max(np.abs(b)) / max(r, 1e-300) if r else np.inf
-    if strengths is None:
-        exponents = np.linspace(0.0, np.log10(opts.eps), opts.n_strengths, dtype=dtype)
-        strengths = (alpha_max * 10.0**exponents).astype(dtype)
-    strengths = np.asarray(strengths, dtype)
-    scale = alpha_max if np.isfinite(alpha_max) and alpha_max > 0 else 1.0
-    tol_abs = float(tol) * scale
+    strengths, tol_abs = grid(b, strengths, tol, opts, dtype)
     max_iter = int(max_iter)
     fixed = np.asarray(learning_rate, dtype)[()] if opts.fixed_step else None
     cap = -(-p // _BLOCK) * _BLOCK if p > _BLOCK else p
@@ -476,6 +470,18 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
             alpha_prev = alpha
     intercept = (y_mean - coef @ x_mean).astype(dtype)
     return strengths, coef, intercept, iters, ok, obj
+
+
+def grid(corr, strengths, tol, opts, dtype):
+    """The strengths (given, or scikit-learn's grid from ``α_max = max|corr|/r``) and
+    the absolute tolerance ``tol·α_max``, as the traced routes form them."""
+    r = opts.l1_ratio
+    alpha_max = np.max(np.abs(corr)) / max(r, 1e-300) if r else np.inf
+    if strengths is None:
+        exponents = np.linspace(0.0, np.log10(opts.eps), opts.n_strengths, dtype=dtype)
+        strengths = (alpha_max * 10.0**exponents).astype(dtype)
+    scale = alpha_max if np.isfinite(alpha_max) and alpha_max > 0 else 1.0
+    return np.asarray(strengths, dtype), float(tol) * scale
 
 
 def _select(member, new, score):
