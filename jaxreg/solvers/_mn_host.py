@@ -151,8 +151,7 @@ def _mn_path(X, Y, strengths, tol, max_iter, opts):
         refresh, k = True, 0
         while err > tol_abs and k < max_iter:
             grown = ws | (np.abs(G + alpha * (1 - r) * W) > alpha * r)
-            if grown.sum() != ws.sum() or "S" not in cache:
-                refresh = True
+            refresh = refresh or grown.sum() != ws.sum()  # a new Hessian on a grown set
             ws = grown
             ka, ja = np.nonzero(ws.T)  # class-major: same-class blocks contiguous
             flat = ja * K + ka
