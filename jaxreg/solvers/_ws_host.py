@@ -436,12 +436,10 @@ def _lsq_path(X, y, strengths, tol, max_iter, learning_rate, opts):
             while True:
                 new = want & ~member
                 if new.any():
-                    if full is None:
-                        idx, gbuf, xw, gram = _grow(xt, idx, gbuf, xw, member, new, np.abs(c))
-                    else:
-                        idx, gbuf, xw, gram = _grow_full(
-                            full, idx, gbuf, xw, member, new, np.abs(c)
-                        )
+                    idx, gbuf, xw, gram = _grow(
+                        xt if full is None else full, idx, gbuf, xw, member, new, np.abs(c),
+                        full is not None,
+                    )  # fmt: skip
                     grown = idx.size - x.size
                     x = np.concatenate([x, np.zeros(grown, dtype)])
                     # the previous top eigenvector, zero on the new features: its Rayleigh
@@ -498,40 +496,19 @@ def _select(member, new, score):
     return add
 
 
-def _grow(xt, idx, gbuf, xw, member, new, score):
+def _grow(source, idx, gbuf, rows, member, new, score, tall):
     """Adds the ``new`` features, highest ``score`` first, filled up to whole blocks
-    with the next best features by ``score``; returns ``(idx, gbuf, xw, G_WW)``.
+    with the next best features by ``score``; returns ``(idx, gbuf, rows, G_WW)``.
 
-    ``gbuf`` holds ``G_WW = X_Wᵀ X_W / n`` in its leading ``idx.size`` square and
-    ``xw`` the rows ``X_cᵀ[idx]``; both grow by doubling. A block ``B`` costs one
-    product ``X_Bᵀ X_{W∪B}``: only the working set's Gram matrix is ever formed
-    (the correlations with all features come from two products with ``X_c``).
+    ``gbuf`` holds ``G_WW`` in its leading ``idx.size`` square and ``rows`` one row
+    per working-set feature; both grow by doubling. Wide designs (``source = X_cᵀ``,
+    row-major): ``rows`` are ``X_cᵀ[idx]`` and a block ``B`` costs one product
+    ``X_Bᵀ X_{W∪B}/n``, so only the working set's Gram matrix is ever formed (the
+    correlations with all features come from two products with ``X_c``). Tall
+    designs (``tall``, ``source = G``, the whole Gram matrix): ``rows`` are the Gram
+    rows ``G[idx]`` (for the correlations ``b − wᵀG[idx]``) and ``G_BW`` is gathered
+    from them.
     """
-    n = xt.shape[1]
-    add = _select(member, new, score)
-    count = add.size
-    s = idx.size
-    m = s + count
-    if m > gbuf.shape[0]:
-        size = max(2 * gbuf.shape[0], m)
-        bigger = np.zeros((size, size), gbuf.dtype)
-        bigger[:s, :s] = gbuf[:s, :s]
-        gbuf = bigger
-        rows = np.zeros((size, n), xw.dtype)
-        rows[:s] = xw[:s]
-        xw = rows
-    idx = np.concatenate([idx, add])
-    xw[s:m] = xt[add]
-    block = xw[s:m] @ xw[:m].T / n  # (count, m)
-    gbuf[s:m, :m] = block
-    gbuf[:s, s:m] = block[:, :s].T
-    return idx, gbuf, xw, np.ascontiguousarray(gbuf[:m, :m])
-
-
-def _grow_full(full, idx, gbuf, rows, member, new, score):
-    """:func:`_grow` for tall designs, whose whole Gram matrix ``full`` is formed:
-    ``rows`` holds ``G[idx]`` (for the correlations ``b − wᵀG[idx]``) and ``gbuf``
-    ``G_WW``; a block copies its rows of ``full`` and gathers ``G_BW`` from them."""
     add = _select(member, new, score)
     s = idx.size
     m = s + add.size
@@ -544,11 +521,16 @@ def _grow_full(full, idx, gbuf, rows, member, new, score):
         more[:s] = rows[:s]
         rows = more
     idx = np.concatenate([idx, add])
-    rows[s:m] = full[add]
-    block = rows[s:m][:, idx]  # (count, m)
+    rows[s:m] = source[add]
+    if tall:
+        block = rows[s:m][:, idx]  # (count, m)
+    else:
+        block = rows[s:m] @ rows[:m].T / source.shape[1]
     gbuf[s:m, :m] = block
     gbuf[:s, s:m] = block[:, :s].T
-    return idx, gbuf, rows, gbuf[:m, :m]  # a view: BLAS reads it with its leading dimension
+    if tall:
+        return idx, gbuf, rows, gbuf[:m, :m]  # a view: BLAS reads it with its leading dimension
+    return idx, gbuf, rows, np.ascontiguousarray(gbuf[:m, :m])
 
 
 def _max_eigenvalue(gram: np.ndarray, vec: np.ndarray) -> tuple[float, np.ndarray]:
