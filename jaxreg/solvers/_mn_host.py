@@ -144,8 +144,8 @@ def _mn_path(X, Y, strengths, tol, max_iter, opts):
     P, loss = _softmax_loss(X, W, b, Y)
     alpha_prev = float(strengths[0])
     cache: dict[str, Any] = {}
+    G, gb = _gradients(X, P, Y, fit)  # kept up to date with W, b (no α in them)
     for i, alpha in enumerate(strengths.astype(np.float64)):
-        G, gb = _gradients(X, P, Y, fit)
         err = _kkt(W, G, gb, alpha, r)
         ws = (W != 0) | (np.abs(G) >= r * (2 * alpha - alpha_prev))
         refresh, k = True, 0
